@@ -13,7 +13,7 @@ from grm.voting import vote
 from grm.shuffling import permutation, shown, to_original, identity
 from grm.prompts import grm_prompt, as_chat, Templates
 
-TEMPL = Templates.load({'grm': 'templates/miniworld_grm.txt', 'single': 'templates/miniworld_single.txt'},
+TEMPL = Templates.load({'grm': 'templates/miniworld_grm.txt', 'single': 'templates/miniworld_single.txt', 'response': 'templates/miniworld_response.txt'},
                        base_dir=Path(__file__).resolve().parents[1] / 'configs')
 
 def prompts_for(item, perm, hint=None):

@@ -24,7 +24,7 @@ for it, o in zip(items, outs):
     careful += 1
     m = json.loads(it['meta']); t = TASKS[m['task']]
     working += t.working(m['args'], m['answer']) in o
-    said = re.findall(r'Response (\d+) says (.*?), a', o)
+    said = re.findall(r'Response (\d+): (.*?), a', o)
     copies += len(it['responses'])
     copied += sum(1 for i, s in said if int(i) <= len(it['responses']) and it['responses'][int(i) - 1] == s)
 print(f'{d}: careful greedy {careful}/{len(items)}; right working {100*working/max(careful,1):.1f}%; '

@@ -97,6 +97,7 @@ class PromptsConfig(Strict):
     hint: str = "default"
     metarm: str = "default"
     pairwise_judge: str = "default"
+    response: str = "default"  # one response block: {{i}} and {{response}}
     single_eval: Literal["binary", "graded"] = "graded"  # n=1 eval items: 0/1 or 1-10 scores
 
 

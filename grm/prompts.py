@@ -25,6 +25,7 @@ _ALLOWED = {
     "hint": {"best", "strength"},
     "metarm": {"conversation", "responses", "judgment", "n"},
     "pairwise_judge": {"conversation", "responses"},
+    "response": {"i", "response"},
 }
 _REQUIRED = {
     "grm": {"conversation", "responses"},
@@ -32,6 +33,7 @@ _REQUIRED = {
     "hint": {"best"},
     "metarm": {"responses", "judgment"},
     "pairwise_judge": {"conversation", "responses"},
+    "response": {"i", "response"},
 }
 
 
@@ -57,6 +59,12 @@ def _fill(text: str, values: Mapping[str, object]) -> str:
     return _FIELD.sub(lambda m: str(values.get(m.group(1), "")), text)
 
 
+def _read(path, name: str) -> str:
+    text = path.read_text(encoding="utf-8")
+    # A response block is joined with others by newlines: the file's own final newline is not part of it.
+    return text.rstrip("\n") if name == "response" else text
+
+
 @dataclass(frozen=True)
 class Templates:
     grm: str
@@ -64,11 +72,12 @@ class Templates:
     hint: str
     metarm: str
     pairwise_judge: str
+    response: str  # one response block of {{responses}}; blocks are joined by newlines
 
     @classmethod
     def default(cls) -> "Templates":
         pkg = resources.files("grm") / "templates"
-        return cls(**{f.name: _check(f.name, (pkg / f"{f.name}.txt").read_text(), "built-in") for f in fields(cls)})
+        return cls(**{f.name: _check(f.name, _read(pkg / f"{f.name}.txt", f.name), "built-in") for f in fields(cls)})
 
     @classmethod
     def load(cls, overrides: Mapping[str, str | Path | None] | None = None, base_dir: Path | None = None) -> "Templates":
@@ -83,7 +92,7 @@ class Templates:
             if not p.is_absolute() and base_dir is not None:
                 p = base_dir / p
             try:
-                text = p.read_text(encoding="utf-8")
+                text = _read(p, name)
             except OSError as e:
                 raise TemplateError(f"template '{name}': cannot read {p}: {e.strerror or e}") from e
             t = replace(t, **{name: _check(name, text, str(p))})
@@ -98,8 +107,10 @@ def render_conversation(conversation: Sequence[Message]) -> str:
     return "\n\n".join(f"{ROLE_NAMES.get(m['role'], m['role'].title())}: {m['content']}" for m in conversation)
 
 
-def render_responses(responses: Sequence[str]) -> str:
-    return "\n".join(f"[Start of Response {i}]\n{r}\n[End of Response {i}]" for i, r in enumerate(responses, 1))
+def render_responses(responses: Sequence[str], templates: "Templates | None" = None) -> str:
+    """The responses as numbered blocks (the ``response`` template; the paper's markers by default)."""
+    block = (templates or Templates.default()).response
+    return "\n".join(_fill(block, {"i": i, "response": r}) for i, r in enumerate(responses, 1))
 
 
 def example_scores(n: int) -> str:
@@ -134,7 +145,7 @@ def grm_prompt(
     template = templates.single if binary else templates.grm
     values = {
         "conversation": render_conversation(conversation),
-        "responses": render_responses(responses),
+        "responses": render_responses(responses, templates),
         "n": n,
         "example_scores": example_scores(n),
         "hint": hint,
@@ -151,7 +162,7 @@ def metarm_input(conversation: Sequence[Message], responses: Sequence[str], judg
         templates.metarm,
         {
             "conversation": render_conversation(conversation),
-            "responses": render_responses(responses),
+            "responses": render_responses(responses, templates),
             "judgment": judgment,
             "n": len(responses),
         },
@@ -163,7 +174,7 @@ def pairwise_judge_prompt(conversation: Sequence[Message], responses: Sequence[s
         raise ValueError(f"the pairwise judge takes exactly two responses, got {len(responses)}")
     return _fill(
         templates.pairwise_judge,
-        {"conversation": render_conversation(conversation), "responses": render_responses(responses)},
+        {"conversation": render_conversation(conversation), "responses": render_responses(responses, templates)},
     ).rstrip() + "\n"
 
 

@@ -1,7 +1,7 @@
 """Stage `bootstrap` (only when models.base is 'scratch'): a small LM pre-trained on the miniature world.
 
-It stands in for "a pretrained LLM": a tokenizer and a Qwen2-style causal LM trained from scratch on the
-world's text, including judgments by a deliberately imperfect programmatic teacher (grm/miniworld/README.md).
+It stands in for "a pretrained LLM": a tokenizer and a small causal LM (Mistral architecture) trained from
+scratch on the world's text, including judgments by a deliberately imperfect programmatic teacher (grm/miniworld/README.md).
 Every later stage treats the result exactly like a real base model.
 """
 

@@ -22,7 +22,7 @@ from tasks.sampling import BackendSpec, planned_rows, sample_shards
 def templates(cfg: Config) -> Templates:
     """The configured templates (files resolved like every config path; 'default' keeps the built-in)."""
     p = cfg.prompts
-    files = {"grm": p.grm, "single": p.single, "hint": p.hint, "metarm": p.metarm, "pairwise_judge": p.pairwise_judge}
+    files = {f: getattr(p, f) for f in ("grm", "single", "hint", "metarm", "pairwise_judge", "response")}
     return Templates.load({k: v if v == "default" else cfg.resolve_path(v) for k, v in files.items()})
 
 

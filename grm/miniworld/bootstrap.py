@@ -6,11 +6,14 @@ When ``models.base`` is ``scratch``, this builds what the rest of the pipeline t
    and rendered exactly as the pipeline prompts a GRM: the configured GRM template (the 0/1 variant for
    single responses) as the user turn of the chat template, the teacher's judgment as the assistant turn;
    a share of the multi-response prompts carry the hinted-sampling line, so hints mean something later;
-2. a byte-level BPE tokenizer trained on that corpus with Qwen2's pre-tokenizer pipeline (transformers'
-   AutoTokenizer rebuilds exactly that pipeline for a qwen2 model, so ids match) and a ChatML chat template
-   whose assistant turn is marked with ``{% generation %}`` (TRL's assistant_only_loss needs it);
-3. a Qwen2 causal LM from config (head_dim 64, so vLLM can load it too) trained with a plain torch loop on
-   the judgments (loss on the assistant turn only), fp32.
+2. a byte-level BPE tokenizer trained on that corpus (Qwen2's pre-tokenizer, except that a digit keeps the
+   space before it, so " 7" is one token and copying a number is a one-step pattern for a tiny model) and a
+   ChatML chat template whose assistant turn is marked with ``{% generation %}`` (TRL's assistant_only_loss
+   needs it);
+3. a Mistral-architecture causal LM from config (head_dim 64, so vLLM can load it too) trained with a plain
+   torch loop on the judgments (loss on the assistant turn only), fp32. Mistral rather than Qwen2 because
+   AutoTokenizer loads a mistral model's tokenizer.json as saved, while for a qwen2 model it rebuilds
+   Qwen2's own pre-tokenizer and would split " 7" into " " and "7" again.
 
 The output is an ordinary Hugging Face model folder that AutoModelForCausalLM / AutoTokenizer load offline.
 Nothing downstream knows the model came from here.
@@ -37,6 +40,12 @@ from grm.seeds import derive_seed
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 EOS, PAD = "<|im_end|>", "<|pad|>"
 TOKENIZER_EXAMPLES = 4000
+# Qwen2's split pattern with `\p{N}` -> ` ?\p{N}`: digits stay one per token but keep a leading space, so
+# "Response 2: 7" and a judgment's "Response 2: 7" share the tokens " 2" ":" " 7" (measured: with the space
+# as a token of its own, a 0.7M model copied only half the responses right after 6M tokens).
+PRETOKENIZE_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+| ?\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
 
 # ChatML; the assistant turn (content and its end marker) is the trainable part.
 CHAT_TEMPLATE = (
@@ -97,10 +106,9 @@ def build_corpus(world: MiniWorldConfig, cfg: BootstrapConfig, templates: Templa
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int):
-    """Byte-level BPE with Qwen2's pre-tokenizer, wrapped as a fast HF tokenizer with the ChatML template."""
+    """Byte-level BPE (Qwen2-style pre-tokenizer, see PRETOKENIZE_REGEX) as a fast HF tokenizer with ChatML."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.normalizer = normalizers.NFC()
@@ -126,11 +134,11 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int):
 
 def build_model(tokenizer, cfg: BootstrapConfig, max_length: int, seed: int):
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import MistralConfig, MistralForCausalLM
 
     if cfg.hidden_size % cfg.heads:
         raise ValueError(f"bootstrap.hidden_size {cfg.hidden_size} is not a multiple of bootstrap.heads {cfg.heads}")
-    config = Qwen2Config(
+    config = MistralConfig(
         vocab_size=len(tokenizer),
         hidden_size=cfg.hidden_size,
         intermediate_size=cfg.intermediate_size,
@@ -143,9 +151,10 @@ def build_model(tokenizer, cfg: BootstrapConfig, max_length: int, seed: int):
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
+        sliding_window=None,
     )
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config)
+    model = MistralForCausalLM(config)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.bos_token_id = None
@@ -223,6 +232,16 @@ def pretrain(model, tokenizer, encoded, cfg: BootstrapConfig, seed: int, log: Ca
     return {"seconds": seconds, "cpu_seconds": time.process_time() - c0, "tokens": tokens, "final_loss": float(ema or 0.0)}
 
 
+def _check_reload(folder: Path, tokenizer, examples: Sequence[Example]) -> None:
+    """The saved folder must tokenize as training did: AutoTokenizer may rebuild a model type's own pipeline."""
+    from transformers import AutoTokenizer
+
+    loaded = AutoTokenizer.from_pretrained(folder)
+    texts = [e.judgment for e in examples]
+    if loaded(texts, add_special_tokens=False)["input_ids"] != tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        raise RuntimeError(f"AutoTokenizer.from_pretrained({folder}) does not reproduce the trained tokenizer's ids")
+
+
 def bootstrap(
     out_dir: str | Path,
     world: MiniWorldConfig,
@@ -274,5 +293,6 @@ def bootstrap(
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    _check_reload(out, tokenizer, examples[:50])
     (out / "bootstrap.json").write_text(json.dumps(asdict(stats), indent=2))
     return stats

@@ -100,7 +100,7 @@ def judge(
     scores = []
     for i, s in enumerate(shown, 1):
         match = s == answer
-        lines.append(f"Response {i} says {s}, {'a match' if match else 'a mismatch'}.")
+        lines.append(f"Response {i}: {s}, {'a match' if match else 'a mismatch'}.")
         scores.append((1 if match else 0) if binary else (rng.choice((8, 9, 10)) if match else rng.choice((1, 2, 3))))
     text = (
         f"Specific Criteria: {CRITERIA[task.name]} (weight 100%).\n"
