@@ -59,11 +59,18 @@ class MiniWorldConfig(Strict):
     @field_validator("shapes", "tasks")
     @classmethod
     def _known(cls, v: dict[str, float], info) -> dict[str, float]:
-        known = {"shapes": ("pairwise", "listwise", "single"), "tasks": ("add", "max", "sort", "reverse", "count")}
-        bad = sorted(set(v) - set(known[info.field_name]))
-        if bad or not v or any(w < 0 for w in v.values()) or not sum(v.values()) > 0:
-            raise ValueError(f"needs positive weights over {list(known[info.field_name])}; got {v}")
-        return v
+        return _weights(v, info.field_name)
+
+
+_WEIGHT_KEYS = {"shapes": ("pairwise", "listwise", "single"), "tasks": ("add", "max", "sort", "reverse", "count")}
+
+
+def _weights(v: dict[str, float], kind: str) -> dict[str, float]:
+    known = _WEIGHT_KEYS["tasks" if kind.endswith("tasks") else kind]
+    bad = sorted(set(v) - set(known))
+    if bad or not v or any(w < 0 for w in v.values()) or not sum(v.values()) > 0:
+        raise ValueError(f"needs positive weights over {list(known)}; got {v}")
+    return v
 
 
 class DecontaminationConfig(Strict):
@@ -178,11 +185,19 @@ class BootstrapConfig(Strict):
     heads: int = Field(default=2, ge=1)
     intermediate_size: int = Field(default=512, ge=16)
     corpus_items: int = Field(default=4000, ge=1)
+    # Task families of the pre-training corpus; None: those of data.miniworld. A broader corpus than the judging
+    # tasks is what a pretrained LLM has; copy-heavy families (sort, reverse) teach a tiny model to copy.
+    corpus_tasks: dict[str, float] | None = None
     teacher_error_rate: float = Field(default=0.3, ge=0, le=1)  # careful-looking judgments fooled by a mistake
     teacher_shortcut_rates: dict[str, float] = Field(default_factory=dict)  # per task: guess without working
     hint_share: float = Field(default=0.1, ge=0, le=1)  # corpus prompts that carry the hinted-sampling line
     threads: int | None = Field(default=None, ge=1)  # torch threads; None: torch's default
     train: TrainerConfig = TrainerConfig(learning_rate=1e-3, batch_size=32, per_device_batch_size=32, max_steps=600)
+
+    @field_validator("corpus_tasks")
+    @classmethod
+    def _known(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        return None if v is None else _weights(v, "corpus_tasks")
 
 
 class RFTConfig(Strict):

@@ -23,7 +23,9 @@ from storage.schemas import ITEMS
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = Templates.load(
-    {"grm": "templates/miniworld_grm.txt", "single": "templates/miniworld_single.txt"}, base_dir=ROOT / "configs"
+    {"grm": "templates/miniworld_grm.txt", "single": "templates/miniworld_single.txt",
+     "response": "templates/miniworld_response.txt"},
+    base_dir=ROOT / "configs",
 )
 RATES = {"add": 0.5, "sort": 0.5, "max": 0.1, "reverse": 0.1, "count": 0.1}
 
@@ -203,3 +205,31 @@ def test_tiny_yaml_points_at_the_miniworld_templates():
     assert cfg.data.miniworld is not None and cfg.models.base == "scratch"
     t = Templates.load({"grm": cfg.prompts.grm, "single": cfg.prompts.single}, base_dir=cfg.base_dir)
     assert t.grm == TEMPLATES.grm and t.single == TEMPLATES.single
+
+
+def test_corpus_tasks_broaden_the_pretraining_corpus_but_not_the_judging_tasks():
+    from grm.miniworld.bootstrap import build_corpus
+
+    world = MiniWorldConfig(tasks={"add": 1.0, "max": 1.0}, train_items=40, eval_items=40)
+    cfg = BootstrapConfig(corpus_items=200, corpus_tasks={"add": 1.0, "reverse": 1.0}, teacher_shortcut_rates={})
+    queries = [e.messages[0]["content"] for e in build_corpus(world, cfg, TEMPLATES, seed=0)]
+    assert any("Reverse the letters" in q for q in queries) and any("What is" in q for q in queries)
+    assert not any("largest" in q for q in queries)
+    assert {json.loads(r["meta"])["task"] for r in generate_items(world, "eval")} == {"add", "max"}
+    default = build_corpus(world, cfg.model_copy(update={"corpus_tasks": None}), TEMPLATES, seed=0)
+    assert not any("Reverse" in e.messages[0]["content"] for e in default)  # None: the judging tasks' families
+    assert any("largest" in e.messages[0]["content"] for e in default)
+    with pytest.raises(ValueError, match="corpus_tasks"):
+        BootstrapConfig(corpus_tasks={"mul": 1.0})
+
+
+def test_a_teacher_that_finds_no_plausible_mistake_judges_carefully():
+    # 'a a a' reversed: the only mistake is a random slip of the last letter, which is sometimes 'a' again.
+    item = {"meta": json.dumps({"task": "reverse", "args": {"s": ["a", "a", "a"]}})}
+    rng = random.Random(1)
+    modes = Counter()
+    for _ in range(200):
+        j = teacher.judge(item, ["a a a"], rng, shortcut_rates={}, error_rate=1.0)
+        modes[j.mode] += 1
+        assert j.scores == ((0,) if j.mode == teacher.FOOLED else (1,))
+    assert modes[teacher.CAREFUL] > 0 and modes[teacher.FOOLED] > 0

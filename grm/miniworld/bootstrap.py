@@ -87,7 +87,10 @@ class BootstrapStats:
 
 def build_corpus(world: MiniWorldConfig, cfg: BootstrapConfig, templates: Templates, seed: int) -> list[Example]:
     """Teacher-judged train items rendered as the pipeline prompts them (never eval items)."""
-    corpus_world = world.model_copy(update={"train_items": cfg.corpus_items, "seed": derive_seed(seed, "bootstrap")})
+    update = {"train_items": cfg.corpus_items, "seed": derive_seed(seed, "bootstrap")}
+    if cfg.corpus_tasks:
+        update["tasks"] = cfg.corpus_tasks
+    corpus_world = world.model_copy(update=update)
     rng = random.Random(derive_seed(seed, "teacher"))
     out = []
     for item in generate_items(corpus_world, "train"):

@@ -93,9 +93,14 @@ def judge(
     right = task.solve(args)
     answer = right
     if mode == FOOLED:
-        # Taken in by a plausible mistake: that of a wrong shown response if there is one.
+        # Taken in by a plausible mistake: that of a wrong shown response if there is one. Some arguments
+        # admit no mistake at all (a reversal whose random slip lands on the right letter): then it is right.
         shown_wrong = [s for s in shown if s != right]
-        answer = rng.choice(shown_wrong) if shown_wrong else wrong_answers(task, args, rng)[0]
+        mistakes = shown_wrong or wrong_answers(task, args, rng)
+        if mistakes:
+            answer = rng.choice(shown_wrong) if shown_wrong else mistakes[0]
+        else:
+            mode = CAREFUL
     lines = []
     scores = []
     for i, s in enumerate(shown, 1):
