@@ -156,17 +156,33 @@ def grm_prompt(
     return text.rstrip() + "\n"
 
 
+# Marks where the GRM's output begins in a meta-RM input. The paper puts query and responses in the prompt and
+# the GRM's output in the *response* of the meta RM's chat; one string carries both parts to the trainer and
+# the scorer, which split it here (grm.training.metarm.encode). A control character never met in text.
+JUDGMENT_MARK = "\x1e"
+
+
 def metarm_input(conversation: Sequence[Message], responses: Sequence[str], judgment: str, templates: Templates) -> str:
-    """The meta RM's input: query, responses (in the order the judged sample saw them) and the GRM's output."""
+    """The meta RM's input: query, responses (in the order the judged sample saw them) and the GRM's output,
+    with JUDGMENT_MARK before the output (see metarm_turns)."""
     return _fill(
         templates.metarm,
         {
             "conversation": render_conversation(conversation),
             "responses": render_responses(responses, templates),
-            "judgment": judgment,
+            "judgment": JUDGMENT_MARK + judgment.replace(JUDGMENT_MARK, ""),
             "n": len(responses),
         },
     ).rstrip() + "\n"
+
+
+def metarm_turns(text: str) -> list[dict[str, str]]:
+    """A meta-RM input as a chat: the template up to the GRM's output as the user turn, the output (and any
+    template text after it) as the assistant turn. A text without the mark is one user turn."""
+    prompt, mark, judgment = text.partition(JUDGMENT_MARK)
+    if not mark:
+        return [{"role": "user", "content": text}]
+    return [{"role": "user", "content": prompt.rstrip()}, {"role": "assistant", "content": judgment.rstrip()}]
 
 
 def pairwise_judge_prompt(conversation: Sequence[Message], responses: Sequence[str], templates: Templates) -> str:

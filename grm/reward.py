@@ -227,8 +227,8 @@ class GRMJudge:
 
 
 class HFMetaScorer:
-    """A trained meta RM (sequence classifier with one logit) scoring meta-RM inputs: each text is wrapped
-    as a user turn in the model's chat template and truncated from the left, as in its training."""
+    """A trained meta RM (sequence classifier with one logit) scoring meta-RM inputs: each text is wrapped in
+    the model's chat template (GRM output as the assistant turn) and truncated from the left, as in training."""
 
     def __init__(self, path: str, *, device: str = "auto", max_length: int = 2048, batch_size: int = 8):
         import torch

@@ -74,7 +74,7 @@ METARM_DATA = pa.schema(
     [
         ("item_id", pa.string()),
         ("sample_idx", pa.int32()),
-        ("text", pa.string()),  # the meta-RM input (template applied, chat template not yet)
+        ("text", pa.string()),  # the meta-RM input (template applied, chat template not yet; \x1e before the GRM output)
         ("label", pa.int8()),  # 1 = the trajectory's scores are correct by Eq. 10
         ("origin", pa.string()),  # rft | grm
         ("split", pa.string()),  # train | heldout

@@ -1,6 +1,6 @@
 import pytest
 
-from grm.prompts import TemplateError, Templates, grm_prompt, metarm_input, pairwise_judge_prompt
+from grm.prompts import TemplateError, Templates, grm_prompt, metarm_input, metarm_turns, pairwise_judge_prompt
 
 CONV = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}]
 
@@ -57,6 +57,11 @@ def test_metarm_and_pairwise_inputs():
     t = Templates.default()
     m = metarm_input(CONV, ["a", "b"], "Analysis: ok\nScores: \\boxed{3, 9}", t)
     assert "\\boxed{3, 9}" in m and "[Start of Response 2]\nb" in m
+    # as in the paper, the GRM's output is the response of the meta RM's chat, query and responses its prompt
+    user, assistant = metarm_turns(m)
+    assert user["role"] == "user" and "[Start of Response 2]\nb" in user["content"] and "boxed" not in user["content"]
+    assert assistant == {"role": "assistant", "content": "Analysis: ok\nScores: \\boxed{3, 9}"}
+    assert metarm_turns("plain text") == [{"role": "user", "content": "plain text"}]  # older stores' texts
     assert "\\boxed{2}" in pairwise_judge_prompt(CONV, ["a", "b"], t)
 
 

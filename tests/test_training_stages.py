@@ -285,6 +285,8 @@ def test_metarm_data_and_train_bce_on_stored_labels(env):
     tok = AutoTokenizer.from_pretrained(folder)
     held = [r for r in rows if r["split"] == "heldout"]
     enc = tok.pad(encode(tok, [r["text"] for r in held], env["cfg"].metarm.max_length), return_tensors="pt")
+    shown = tok.decode(encode(tok, [held[0]["text"]], env["cfg"].metarm.max_length)["input_ids"][0])
+    assert "\x1e" not in shown and shown.count("<|im_start|>assistant") == 1  # the GRM output is the response
     with torch.no_grad():
         logits = model(**enc).logits.squeeze(-1)
     labels = torch.tensor([float(r["label"]) for r in held])

@@ -3,7 +3,8 @@
 
 TRL's RewardTrainer is pairwise (Bradley-Terry), so this uses transformers' Trainer with a BCE loss on one
 logit. Inputs are ``metarm_data.text`` (the meta-RM template already applied) enclosed in the tokenizer's
-chat template as a user turn, truncated from the left so that the judgment's end (its scores) survives.
+chat template, query and responses as the user turn and the GRM's output as the assistant turn (as in the
+paper; grm.prompts.metarm_turns), truncated from the left so that the judgment's end (its scores) survives.
 
     python -m grm.training.metarm JOB_DIR
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 
 from grm.metrics import roc_auc
+from grm.prompts import metarm_turns
 from grm.training.jobs import checkpoint_step, child_main, common_arguments, job_paths, last_checkpoint, read_data, torch_dtype, write_model_card
 from grm.training.tokenizers import load_tokenizer
 
@@ -26,8 +28,8 @@ def bce_loss(outputs, labels, num_items_in_batch=None):
 
 
 def encode(tok, texts, max_length: int):
-    """Token ids of meta-RM inputs (chat-wrapped, left-truncated)."""
-    chats = [tok.apply_chat_template([{"role": "user", "content": t}], tokenize=False) for t in texts]
+    """Token ids of meta-RM inputs (chat-wrapped: the GRM output as the assistant turn; left-truncated)."""
+    chats = [tok.apply_chat_template(metarm_turns(t), tokenize=False) for t in texts]
     side = tok.truncation_side
     tok.truncation_side = "left"
     try:
