@@ -28,7 +28,8 @@ from grm.training.examples import metarm_text
 from grm.voting import Vote, default_k_meta, metarm_select, metarm_vote, method_tag, tie_key, vote
 
 Conversation = Sequence[Mapping[str, str]]
-MetaScorer = Callable[[Sequence[str]], Sequence[float]]  # meta-RM inputs -> one logit each
+# meta-RM inputs (grm.prompts.metarm_input: \x1e before the GRM output; metarm_turns splits them) -> one logit each
+MetaScorer = Callable[[Sequence[str]], Sequence[float]]
 
 
 @dataclass(frozen=True)
