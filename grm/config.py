@@ -110,7 +110,7 @@ class PromptsConfig(Strict):
 
 class ModelsConfig(Strict):
     base: str = "scratch"  # 'scratch' (bootstrap a small LM on the miniature world), a local folder or an HF id
-    metarm_base: str | None = None  # defaults to the base model
+    metarm_base: str | None = None  # the meta RM's initial model: None = the base model; 'rft' / 'grm'; a path / id
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_length: int = Field(default=2048, ge=16)  # prompt + completion tokens
 

@@ -48,10 +48,13 @@ def resolve_inputs(spec: StageSpec, cfg: Config, store: Store, produced: Mapping
             continue
         if name == "metarm_base":
             base = cfg.models.metarm_base or cfg.models.base
-            if base != "scratch":
+            if base in ("rft", "grm"):  # a model this pipeline trains
+                name_in_store = base
+            elif base != "scratch":
                 out[name] = _external(name, base, model_fingerprint(cfg.resolve_path(base)))
                 continue
-            name_in_store = "base"
+            else:
+                name_in_store = "base"
         elif name == "base" and cfg.models.base != "scratch":
             path = cfg.resolve_path(cfg.models.base)
             out[name] = _external(name, path, model_fingerprint(path))

@@ -110,3 +110,25 @@ def test_publish_folder_for_models(tmp_path):
     ref = store.publish_folder("models", "grm", d, config_hash="x")
     assert Path(ref.path, "config.json").is_file() and store.manifest(ref)["rows"] is None
     assert store.newest("models", "grm") == ref
+
+
+def test_metarm_base_resolves_to_the_configured_model(tmp_path):
+    """models.metarm_base: unset -> the bootstrapped base; 'rft' -> the pipeline's RFT model (a cache input)."""
+    from grm.config import load_config
+    from tasks.runner import resolve_inputs
+    from tasks.stages import stage
+
+    root = Path(__file__).resolve().parents[1]
+    store = Store(tmp_path / "store")
+    refs = {}
+    for name in ("base", "rft"):
+        folder = store.staging_folder()
+        (folder / "config.json").write_text(json.dumps({"model": name}))
+        refs[name] = store.publish_folder("models", name, folder)
+    store.write_table("metarm_data", [{"item_id": "a", "sample_idx": 0, "text": "t", "label": 1, "origin": "grm",
+                                       "split": "train"}])
+    spec = stage("metarm_train")
+    default = resolve_inputs(spec, load_config(root / "configs" / "tiny.yaml"), store, {})
+    assert default["metarm_base"] == refs["base"]
+    rft = resolve_inputs(spec, load_config(root / "configs" / "tiny.yaml", ["models.metarm_base=rft"]), store, {})
+    assert rft["metarm_base"] == refs["rft"]
