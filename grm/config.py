@@ -59,14 +59,14 @@ class MiniWorldConfig(Strict):
     @field_validator("shapes", "tasks")
     @classmethod
     def _known(cls, v: dict[str, float], info) -> dict[str, float]:
-        return _weights(v, info.field_name)
+        return _weights(v, MINIWORLD_SHAPES if info.field_name == "shapes" else MINIWORLD_TASKS)
 
 
-_WEIGHT_KEYS = {"shapes": ("pairwise", "listwise", "single"), "tasks": ("add", "max", "sort", "reverse", "count")}
+MINIWORLD_SHAPES = ("pairwise", "listwise", "single")
+MINIWORLD_TASKS = ("add", "max", "sort", "reverse", "count")
 
 
-def _weights(v: dict[str, float], kind: str) -> dict[str, float]:
-    known = _WEIGHT_KEYS["tasks" if kind.endswith("tasks") else kind]
+def _weights(v: dict[str, float], known: tuple[str, ...]) -> dict[str, float]:
     bad = sorted(set(v) - set(known))
     if bad or not v or any(w < 0 for w in v.values()) or not sum(v.values()) > 0:
         raise ValueError(f"needs positive weights over {list(known)}; got {v}")
@@ -197,7 +197,7 @@ class BootstrapConfig(Strict):
     @field_validator("corpus_tasks")
     @classmethod
     def _known(cls, v: dict[str, float] | None) -> dict[str, float] | None:
-        return None if v is None else _weights(v, "corpus_tasks")
+        return None if v is None else _weights(v, MINIWORLD_TASKS)
 
 
 class RFTConfig(Strict):

@@ -313,6 +313,19 @@ FROM acc LEFT JOIN flips
 ORDER BY ALL
 """
 
+# Judgment and item rows the evaluation cannot use, counted (never dropped silently): name -> count query.
+_SKIPPED = {
+    "items_with_sample_gaps": "SELECT count(*) FROM (SELECT model, item_id FROM judgments WHERE decoding = 'sample' "
+    "GROUP BY ALL HAVING count(DISTINCT sample_idx) <> max(sample_idx) + 1)",
+    "wrong_score_count": "SELECT count(*) FROM judgments j JOIN items i USING (item_id) "
+    "WHERE j.scores IS NOT NULL AND len(j.scores) <> len(i.responses)",
+    "duplicate_judgments": "SELECT count(*) - count(DISTINCT (model, item_id, decoding, sample_idx)) FROM judgments",
+    "unknown_decoding": "SELECT count(*) FROM judgments WHERE decoding IS NULL OR decoding NOT IN ('greedy', 'sample')",
+    "items_with_invalid_label": "SELECT count(DISTINCT item_id) FROM scored WHERE (label_kind = 'best' AND (best IS NULL "
+    "OR best < 0 OR best >= n_resp OR n_resp < 2)) OR (label_kind = 'rating' AND (ratings IS NULL OR len(ratings) = 0)) "
+    "OR label_kind IS NULL OR label_kind NOT IN ('best', 'rating')",
+    "judgments_without_item": "SELECT count(*) FROM judgments WHERE item_id NOT IN (SELECT item_id FROM items)",
+}
 
 def _style(v: str | None) -> int | None:
     if v is None:
@@ -371,28 +384,7 @@ def run_sql(
     con.execute(_SCORED, {"seed": str(seed), "binary": binary_single})
 
     data = EvalData()
-    data.skipped["items_with_sample_gaps"] = con.execute(
-        "SELECT count(*) FROM (SELECT model, item_id FROM judgments WHERE decoding = 'sample' "
-        "GROUP BY ALL HAVING count(DISTINCT sample_idx) <> max(sample_idx) + 1)"
-    ).fetchone()[0]
-    data.skipped["wrong_score_count"] = con.execute(
-        "SELECT count(*) FROM judgments j JOIN items i USING (item_id) "
-        "WHERE j.scores IS NOT NULL AND len(j.scores) <> len(i.responses)"
-    ).fetchone()[0]
-    data.skipped["duplicate_judgments"] = con.execute(
-        "SELECT count(*) - count(DISTINCT (model, item_id, decoding, sample_idx)) FROM judgments"
-    ).fetchone()[0]
-    data.skipped["unknown_decoding"] = con.execute(
-        "SELECT count(*) FROM judgments WHERE decoding IS NULL OR decoding NOT IN ('greedy', 'sample')"
-    ).fetchone()[0]
-    data.skipped["items_with_invalid_label"] = con.execute(
-        "SELECT count(DISTINCT item_id) FROM scored WHERE (label_kind = 'best' AND (best IS NULL OR best < 0 OR best >= n_resp "
-        "OR n_resp < 2)) OR (label_kind = 'rating' AND (ratings IS NULL OR len(ratings) = 0)) "
-        "OR label_kind IS NULL OR label_kind NOT IN ('best', 'rating')"
-    ).fetchone()[0]
-    data.skipped["judgments_without_item"] = con.execute(
-        "SELECT count(*) FROM judgments WHERE item_id NOT IN (SELECT item_id FROM items)"
-    ).fetchone()[0]
+    data.skipped.update({name: con.execute(sql).fetchone()[0] for name, sql in _SKIPPED.items()})
     for r in _fetch(con, _AGGREGATES):
         data.aggregates.append(
             SubsetAggregate(

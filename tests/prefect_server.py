@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from grm.generation.server import stop_process
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -44,9 +46,5 @@ def prefect_server(home: Path, timeout: float = 120):
             time.sleep(0.5)
         yield url, {**env, "PREFECT_API_URL": url}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 20)
         log.close()

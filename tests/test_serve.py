@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from grm.generation.server import stop_process
 from grm.reward import GRMJudge
 from grm.serving import Limits, create_app
 from tests.test_reward import DigitJudge
@@ -135,8 +136,4 @@ def test_grm_serve_on_the_tiny_model_over_a_socket(tmp_path):
         [res] = r.json()["results"]
         assert res["n_used"] + res["n_failed"] == 1  # greedy: one sample, parsed or counted as failed
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, 10)

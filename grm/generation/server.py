@@ -97,14 +97,19 @@ class ManagedServer:
             raise BackendError(f"{self.name} died with code {self.proc.returncode}; last output:\n{tail(self.log)}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 30)
         self.log.unlink(missing_ok=True)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float) -> None:
+    """Terminate a child server, and kill it if it has not exited within ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _child_env() -> dict:
