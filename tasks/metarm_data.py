@@ -3,7 +3,7 @@
 Non-hinted RFT samples plus metarm.fresh_samples new samples per train item from ``models/grm`` (to close the
 gap between the RFT sampler and the policy the meta RM will guide); label 1 when the trajectory's scores are
 correct by Eq. 10; correct and incorrect trajectories are both kept. Items are split into train and
-held-out (metarm.heldout_fraction) so that all trajectories of an item fall on one side.
+held-out (metarm.heldout_fraction) by prompt, so that all trajectories of a prompt fall on one side.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def labeled(rows, by_id, origin: str, tmpl, fraction: float, seed: int) -> list[
                 "text": metarm_text(item, r["permutation"], r["completion"], tmpl),
                 "label": int(bool(r["correct"])),
                 "origin": origin,
-                "split": "heldout" if heldout(r["item_id"], fraction, seed) else "train",
+                "split": "heldout" if heldout(item, fraction, seed) else "train",
             }
         )
     return out

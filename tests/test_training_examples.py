@@ -82,7 +82,14 @@ def test_general_chat_bad_rows_are_reported_not_fatal(tmp_path):
     assert len(data.problems) == 3 and all(str(f) in p for p in data.problems)
 
 
-def test_heldout_split_is_by_item_and_near_the_fraction():
-    flags = [heldout(f"item{i}", 0.2, seed=0) for i in range(2000)]
+def test_heldout_split_is_by_prompt_and_near_the_fraction():
+    def item(q, responses=("a", "b")):
+        return {"conversation": [{"role": "user", "content": q}], "responses": list(responses)}
+
+    flags = [heldout(item(f"q{i}"), 0.2, seed=0) for i in range(2000)]
     assert 0.15 < sum(flags) / len(flags) < 0.25
-    assert heldout("item7", 0.2, 0) == heldout("item7", 0.2, 0)
+    # Items that share a prompt (other response sets) never straddle the split, for any seed.
+    for seed in range(20):
+        sides = {heldout(item("q7", r), 0.5, seed) for r in (("a", "b"), ("c", "d"), ("e",))}
+        assert len(sides) == 1
+    assert len({heldout(item("q7"), 0.5, seed) for seed in range(20)}) == 2  # the seed moves it

@@ -165,6 +165,9 @@ def metarm_text(item: Mapping, perm: Sequence[int], completion: str, templates: 
     return metarm_input(item["conversation"], shown(list(item["responses"]), perm), completion, templates)
 
 
-def heldout(item_id: str, fraction: float, seed: int) -> bool:
-    """Held-out split by item (every trajectory of an item falls on the same side)."""
-    return derive_seed(seed, "metarm-heldout", item_id) / 0x80000000 < fraction
+def heldout(item: Mapping, fraction: float, seed: int) -> bool:
+    """Held-out split by prompt: every trajectory of an item, and every item asking the same conversation
+    (datasets often pair one prompt with several response sets), falls on the same side, so a held-out score
+    never rewards remembering a prompt seen in training."""
+    prompt = json.dumps([[m["role"], m["content"]] for m in item["conversation"]], ensure_ascii=False)
+    return derive_seed(seed, "metarm-heldout", prompt) / 0x80000000 < fraction
