@@ -26,14 +26,14 @@ import time
 
 import torch
 
-from grm.metrics import best_beats_all, roc_auc
+from grm.metrics import roc_auc
 from grm.miniworld.families import TASKS
 from grm.parsing import BINARY, GRADED, parse_scores
 from grm.prompts import JUDGMENT_MARK
 from grm.rules import is_correct, item_truth
 from grm.shuffling import to_original
 from grm.training.examples import heldout
-from grm.voting import binary_label, default_k_meta, metarm_select, vote
+from grm.voting import binary_label, default_k_meta, metarm_select, method_tag, tie_key, vote
 from storage.store import Store
 
 SHOWN = re.compile(r"^Response (\d+): (.*)$", re.M)  # configs/templates/miniworld_response.txt
@@ -118,13 +118,24 @@ def checker_score(rs):
     return [(1 + sum(r["flags"].values()) if r["careful"] else 0) + 1e-6 * i for i, r in enumerate(rs)]
 
 
-def decided_right(sel: list[dict], item: dict, key: str) -> bool:
+def breakdown(trajs: list[dict]) -> str:
+    """How often each kind of trajectory is right: shortcut, careful with a flawless working, careful with a slip."""
+    kinds = collections.defaultdict(list)
+    for r in trajs:
+        kinds["shortcut" if not r["careful"] else "flawless" if all(r["flags"].values()) else "slipped"].append(r["correct"])
+    return ", ".join(f"{k} {len(v)} ({100 * sum(v) / len(v):.0f}% right)" for k, v in sorted(kinds.items()))
+
+
+def decided_right(sel: list[dict], item: dict, tag: str) -> bool:
+    """Credit as `evaluate` gives it on the miniature world: the voted argmax is the labelled best, ties
+    broken by the same seeded rank (grm.benchmarks); single items: the voted 0/1 label."""
     n = len(item["responses"])
-    samples = [s["scores"] for s in sel]
+    key = tie_key(item["item_id"], tag)
+    v = vote([s["scores"] for s in sel], n, key=key)
     if n == 1:
-        lab = binary_label(vote(samples, 1, key=key), key=key)
-        return lab is not None and lab == int(item["ratings"][0] >= 0.5)
-    return best_beats_all(vote(samples, n, key=key).totals, item["best"])
+        lab = binary_label(v, key=key)
+        return lab is not None and lab == int(item["ratings"][0] > 0.5)
+    return v.best is not None and v.best == item["best"]
 
 
 def report(trajs: list[dict], items: dict) -> None:
@@ -151,9 +162,9 @@ def report(trajs: list[dict], items: dict) -> None:
         km = default_k_meta(k)
         v = m = 0
         for i, rs in fresh.items():
-            v += decided_right(rs[:k], items[i], f"{i}:voting@{k}")
+            v += decided_right(rs[:k], items[i], method_tag("voting", k))
             keep = metarm_select([r["meta"] for r in rs[:k]], [r["scores"] is not None for r in rs[:k]], km)
-            m += decided_right([rs[j] for j in keep], items[i], f"{i}:metarm@{k}/{km}")
+            m += decided_right([rs[j] for j in keep], items[i], method_tag("metarm", k, km))
         line.append(f"k={k}: voting {100 * v / len(fresh):.1f}, metaRM (k_meta {km}) {100 * m / len(fresh):.1f}")
     print(f"{len(fresh)} items' GRM samples: " + "; ".join(line))
 
@@ -179,7 +190,7 @@ def on_eval(store: Store, items: dict, prefix: str | None) -> None:
                          ("working checker", checker_score(trajs))):
         for r, s in zip(trajs, scores):
             r["meta"] = s
-        print(f"== {ref.short}, eval split, {name}")
+        print(f"== {ref.short}, eval split, {name}; samples: {breakdown(trajs)}")
         report(trajs, items)
 
 
@@ -211,6 +222,7 @@ def main() -> None:
     test = [r for r in rows if test_side[r["item_id"]]]
     print(f"{ref.short}: {len(train)} train / {len(test)} held-out trajectories "
           f"({len({r['item_id'] for r in test})} items); label re-derived differently on {mism}")
+    print("GRM samples: " + breakdown([r for r in rows if r["origin"] == "grm"]))
     if a.checker:
         scores = checker_score(test)
     else:
