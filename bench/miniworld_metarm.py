@@ -9,7 +9,8 @@ Variants: `--base NAME` trains a classifier from that store model (base | rft | 
 (the meta RM's own encoding and head: grm.training.metarm); `--checker` instead scores each trajectory by
 a program that checks the judgment's *working* the way a perfect process verifier would (careful mode,
 right working, responses copied right, verdicts consistent with its own working): the ceiling of a meta RM
-that verifies the steps rather than re-solving the task.
+that verifies the steps rather than re-solving the task. The checker reads the number families (add, max,
+count: tiny.yaml's); tests/test_miniworld.py checks it against teacher judgments of known truth.
 
 python -m bench.miniworld_metarm --store /tmp/final --base base --steps 250
 python -m bench.miniworld_metarm --store /tmp/final --checker

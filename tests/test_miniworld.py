@@ -233,3 +233,32 @@ def test_a_teacher_that_finds_no_plausible_mistake_judges_carefully():
         modes[j.mode] += 1
         assert j.scores == ((0,) if j.mode == teacher.FOOLED else (1,))
     assert modes[teacher.CAREFUL] > 0 and modes[teacher.FOOLED] > 0
+
+
+def test_bench_working_checker_reads_teacher_judgments_right(items):
+    """bench/miniworld_metarm.py's step checker (the ceiling it reports for a meta RM) on judgments whose
+    truth is known: careful ones flawless and right, fooled ones caught at their working, shortcuts apart;
+    the shown order is recovered from the meta-RM text, so correctness matches the pipeline's rule."""
+    from bench.miniworld_metarm import trajectory
+    from grm.shuffling import permutation, shown, to_original
+    from grm.training.examples import metarm_text
+
+    rng = random.Random(1)
+    seen = Counter()
+    for r in items["train"]:
+        if json.loads(r["meta"])["task"] not in ("add", "max", "count"):  # the checker reads the number families
+            continue
+        perm = permutation(len(r["responses"]), 5, r["item_id"])
+        j = teacher.judge(r, shown(list(r["responses"]), perm), rng, shortcut_rates=RATES, error_rate=0.3)
+        t = trajectory({"text": metarm_text(r, perm, j.text, TEMPLATES), "item_id": r["item_id"]}, r)
+        n = len(r["responses"])
+        p = parse_judgment(j.text, n, BINARY if n == 1 else GRADED)
+        assert t["correct"] == is_correct(to_original(p.scores, perm), **item_truth(r["label_kind"], r["best"], r["ratings"]))
+        seen[j.mode] += 1
+        if j.mode == teacher.CAREFUL:
+            assert t["careful"] and all(t["flags"].values()) and t["correct"], j.text
+        elif j.mode == teacher.FOOLED:
+            assert t["careful"] and not t["flags"]["working"] and not t["correct"], j.text
+        else:
+            assert not t["careful"]
+    assert min(seen.values()) >= 10, seen
