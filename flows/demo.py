@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         m = store.manifest(metarm)["extra"].get("metrics", {})
         if m.get("heldout_n"):
             auc = m.get("heldout_roc_auc")
-            print(f"\n== Meta RM, held out ({m['heldout_n']} trajectories): accuracy {m['heldout_accuracy']:.1f}%, "
+            print(f"\n== Meta RM, on held-out train prompts ({m['heldout_n']} trajectories): accuracy {m['heldout_accuracy']:.1f}%, "
                   f"ROC-AUC {'n/a' if auc is None else f'{auc:.1f}%'}")
     plots = store.newest("files", "plots")
     if plots is not None:

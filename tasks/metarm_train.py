@@ -34,5 +34,5 @@ def run(ctx: StageContext) -> StageOutput:
     md = f"# metarm_train\n\n{data['train']} train trajectories ({data['train_positive']} correct), {m['steps']} steps.\n"
     if "heldout_accuracy" in m:
         auc = "n/a (one class)" if m["heldout_roc_auc"] is None else f"{m['heldout_roc_auc']:.1f}%"
-        md += f"Held-out ({m['heldout_n']}): accuracy {m['heldout_accuracy']:.1f}%, ROC-AUC {auc}, BCE {m['heldout_loss']:.4f}.\n"
+        md += f"Held-out prompts ({m['heldout_n']} trajectories): accuracy {m['heldout_accuracy']:.1f}%, ROC-AUC {auc}, BCE {m['heldout_loss']:.4f}.\n"
     return StageOutput({"metarm": model}, rows_in=len(rows), rows_out=m["steps"], summary_md=md, metrics=m)
