@@ -299,6 +299,9 @@ def test_metarm_data_and_train_bce_on_stored_labels(env):
     base = _weights(str(env["cfg"].models.base), "AutoModelForSequenceClassification")
     trained = {k: v for k, v in model.state_dict().items()}
     assert any(not (base[k] == trained[k]).all() for k in base if k in trained and not k.startswith("score"))
+    # Same data, same seed, same meta RM: the new score head is drawn from the seed too.
+    again = AutoModelForSequenceClassification.from_pretrained(metarm_train.run(ctx(env, "metarm_train")).artifacts["metarm"].path)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in trained.items())
 
 
 def _vllm_python() -> str | None:

@@ -71,11 +71,12 @@ def evaluate_scores(trainer, dataset) -> dict:
 
 def build_trainer(job: dict):
     args, notes = common_arguments(job)  # first: a bad config fails before the slow imports
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
     args.pop("activation_checkpointing", None)  # plain Trainer: off by default
     p = job.get("params", {})
     tok = load_tokenizer(job["model"])
+    set_seed(job["seed"])  # the new score head is drawn at load time, before Trainer seeds anything
     model = load_classifier(job["model"], tok, torch_dtype(job.get("dtype", "auto"), args["bf16"]))
     rows = read_data(job["job_dir"])
     train_rows = [r for r in rows if r["split"] == "train"]
