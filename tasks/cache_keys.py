@@ -36,6 +36,11 @@ def _module_file(name: str) -> Path | None:
 
 _FROM = re.compile(r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n#]+)", re.M)
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w., \t]+)", re.M)
+# Child programs (trainers, the vLLM worker and CLI) run as other processes, which no import shows: a quoted
+# project module name ("grm.generation.vllm_cli") counts as importing it, and so does a stage's
+# ``run_trainer(ctx, "<name>", ...)`` for grm.training.<name> (grm.training.launch runs it with ``python -m``).
+_MODULE_NAME = re.compile(r"[\"']((?:grm|storage|tasks)(?:\.\w+)+)[\"']")
+_TRAINER_CALL = re.compile(r"\brun_trainer\(\s*\w+\s*,\s*[\"'](\w+)[\"']")
 
 
 def _imports(path: Path, module: str) -> set[str]:
@@ -48,12 +53,13 @@ def _imports(path: Path, module: str) -> set[str]:
         found.update(f"{base}.{n.split()[0]}" for n in names.strip("()").replace("\n", " ").split(",") if n.strip())
     for names in _IMPORT.findall(text):
         found.update(n.split()[0] for n in names.split(",") if n.strip())
+    found.update(_MODULE_NAME.findall(text))
+    found.update(f"grm.training.{t}" for t in _TRAINER_CALL.findall(text))
     return {m for m in found if m.split(".")[0] in PROJECT_PACKAGES}
 
 
-@lru_cache(maxsize=None)
-def code_version(module: str) -> str:
-    """Hash of the source of ``module`` and every project module it imports, transitively."""
+def code_modules(module: str) -> dict[str, Path]:
+    """``module`` and every project module it imports, transitively."""
     seen: dict[str, Path] = {}
     todo = [module]
     while todo:
@@ -68,6 +74,13 @@ def code_version(module: str) -> str:
         parent = name.rpartition(".")[0]
         if parent and parent not in seen:
             todo.append(parent)  # importing a.b runs a/__init__.py
+    return seen
+
+
+@lru_cache(maxsize=None)
+def code_version(module: str) -> str:
+    """Hash of the source of ``code_modules(module)``."""
+    seen = code_modules(module)
     h = hashlib.sha256()
     for name in sorted(seen):
         h.update(name.encode() + b"\0" + seen[name].read_bytes() + b"\0")

@@ -134,3 +134,18 @@ def test_a_failing_stage_ends_with_one_clear_line(tmp_path):
                            "--only", "curate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "grm run: failed: SourceReadError: /nonexistent/x.jsonl" in proc.stderr
+
+
+def test_a_stage_code_version_covers_the_child_programs_it_runs():
+    """Trainers and the vLLM worker run as other processes (no import shows them); editing one must still
+    rerun the stages that launch it, and only those."""
+    from tasks.cache_keys import code_modules
+
+    trainer = {"rft_train": "sft", "rl": "grpo", "metarm_train": "metarm"}
+    for stage, own in trainer.items():
+        mods = code_modules(f"tasks.{stage}")
+        assert f"grm.training.{own}" in mods
+        assert not {f"grm.training.{t}" for t in trainer.values() if t != own} & mods.keys()
+    assert "grm.training.sft" not in code_modules("tasks.bootstrap")  # the bootstrap trains in-process
+    for stage in ("rft_sample", "judge"):
+        assert {"grm.generation.vllm_worker", "grm.generation.vllm_cli"} <= code_modules(f"tasks.{stage}").keys()

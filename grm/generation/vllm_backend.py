@@ -24,7 +24,8 @@ from grm.config import VLLMConfig
 from grm.generation.base import Backend, BackendError, Request, Result, Sample, SamplingParams
 from grm.generation.server import _child_env, tail, vllm_engine_args, vllm_python
 
-WORKER = Path(__file__).with_name("vllm_worker.py")
+WORKER_MODULE = "grm.generation.vllm_worker"  # run as a script by the vLLM environment's python
+WORKER = Path(__file__).with_name(WORKER_MODULE.rpartition(".")[2] + ".py")
 
 
 class VLLMBackend(Backend):
