@@ -2,7 +2,7 @@
 
 Prefect's TASK_SOURCE policy hashes only the decorated function; a stage's behaviour lives in the modules it
 imports. ``code_version`` therefore hashes the source of the stage module and of every project module it
-imports, transitively (found statically, without importing them).
+imports, transitively, and of the child programs it runs (found statically, without importing them).
 """
 
 from __future__ import annotations
