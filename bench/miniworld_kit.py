@@ -12,6 +12,7 @@ from grm.rules import is_correct, item_truth, rft_acceptance, Trajectory
 from grm.voting import vote
 from grm.shuffling import permutation, shown, to_original, identity
 from grm.prompts import grm_prompt, as_chat, Templates
+from grm.miniworld.teacher import is_shortcut
 
 TEMPL = Templates.load({'grm': 'templates/miniworld_grm.txt', 'single': 'templates/miniworld_single.txt', 'response': 'templates/miniworld_response.txt'},
                        base_dir=Path(__file__).resolve().parents[1] / 'configs')
@@ -50,7 +51,7 @@ def shape(item):
     return item['subset'].split('/')[1]
 
 def mode_of(text):
-    return 'shortcut' if 'glance' in text else 'careful'
+    return 'shortcut' if is_shortcut(text) else 'careful'
 
 def evaluate(model, tok, items, k=8, temp=0.5, max_new=120, log=print, do_sampling=True):
     t0 = time.time()

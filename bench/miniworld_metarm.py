@@ -1,19 +1,22 @@
-"""What the miniature world's meta RM can learn, measured on held-out *train* items (never the eval split).
+"""What the miniature world's meta RM can learn, and what a perfect checker of the working would give.
 
-Reads a store after a full `grm run` (its newest `metarm_data`, `items` and models), re-splits the meta-RM
-trajectories by prompt (--heldout share, as the pipeline splits them), and for each variant reports held-out accuracy and ROC-AUC, the
-within-item AUC (a right trajectory ranked above a wrong one of the same item) and, on the held-out items'
-fresh GRM samples, voting@k against meta-RM-guided voting (k_meta = k/2, the paper's default).
+Reads a store after a full `grm run` (its newest `metarm_data`, `items` and models). By default it re-splits
+the meta-RM trajectories by prompt (--heldout share, as the pipeline splits them) and reports, on the held-out
+*train* prompts, the ROC-AUC, the within-item AUC (a right trajectory ranked above a wrong one of the same
+item) and voting@k against meta-RM-guided voting (k_meta = k/2) over each item's fresh GRM samples.
+`--on-eval` reports the same for the judge stage's eval samples, ranked by the pipeline's meta RM and by the
+checker (analysis only: nothing is fitted there).
 
-Variants: `--base NAME` trains a classifier from that store model (base | rft | grm) with a plain torch loop
-(the meta RM's own encoding and head: grm.training.metarm); `--checker` instead scores each trajectory by
-a program that checks the judgment's *working* the way a perfect process verifier would (careful mode,
-right working, responses copied right, verdicts consistent with its own working): the ceiling of a meta RM
-that verifies the steps rather than re-solving the task. The checker reads the number families (add, max,
-count: tiny.yaml's); tests/test_miniworld.py checks it against teacher judgments of known truth.
+Scorers: `--base NAME` trains a meta RM from that store model (base | rft | grm) with the pipeline's own
+trainer (grm.training.metarm, as metarm_train runs it) and scores with its scorer (grm.reward.HFMetaScorer);
+`--checker` instead scores by a program that checks the judgment's *working* the way a perfect process
+verifier would (careful mode, right working, responses copied right, verdicts consistent with the working):
+the ceiling of a meta RM that verifies steps rather than re-solving the task. The checker reads the number
+families (add, max, count: tiny.yaml's); tests/test_miniworld.py checks it against teacher judgments.
 
-python -m bench.miniworld_metarm --store /tmp/final --base base --steps 250
-python -m bench.miniworld_metarm --store /tmp/final --checker
+python -m bench.miniworld_metarm --store /tmp/final3 --base base --steps 250
+python -m bench.miniworld_metarm --store /tmp/final3 --checker
+python -m bench.miniworld_metarm --store /tmp/final3 --on-eval
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import argparse
 import collections
 import json
 import math
-import random
+import tempfile
 import re
 import time
 
@@ -29,15 +32,17 @@ import torch
 
 from grm.metrics import roc_auc
 from grm.miniworld.families import TASKS
+from grm.miniworld.teacher import is_shortcut
 from grm.parsing import BINARY, GRADED, parse_scores
 from grm.prompts import JUDGMENT_MARK
 from grm.rules import is_correct, item_truth
 from grm.shuffling import to_original
 from grm.training.examples import heldout
 from grm.voting import binary_label, default_k_meta, metarm_select, method_tag, tie_key, vote
-from storage.store import Store
+from storage.store import NoArtifact, Store
 
 SHOWN = re.compile(r"^Response (\d+): (.*)$", re.M)  # configs/templates/miniworld_response.txt
+CHECKED = ("add", "max", "count")  # the families whose working the checker reads (tiny.yaml's)
 SAID = re.compile(r"Response (\d+): ([^,]+), a (match|mismatch)")
 
 
@@ -47,14 +52,18 @@ def trajectory(row: dict, item: dict) -> dict:
     prompt, _, judgment = row["text"].partition(JUDGMENT_MARK)
     resp = list(item["responses"])
     shown = [v for _, v in SHOWN.findall(prompt)] if len(resp) > 1 else resp
+    if sorted(shown) != sorted(resp):
+        raise ValueError("its prompt does not show the item's responses in miniworld_response.txt's form")
     perm = [resp.index(v) for v in shown]
     n = len(resp)
-    status, sc = parse_scores(judgment, n, BINARY if n == 1 else GRADED)
+    _, sc = parse_scores(judgment, n, BINARY if n == 1 else GRADED)
     orig = to_original(sc, perm) if sc else None
-    meta = json.loads(item["meta"])
+    meta = json.loads(item["meta"] or "{}")
+    if meta.get("task") not in CHECKED:
+        raise ValueError(f"not a miniature-world item of {'/'.join(CHECKED)}")
     task = TASKS[meta["task"]]
     answer = meta["answer"]
-    careful = "glance" not in judgment
+    careful = not is_shortcut(judgment)
     analysis = judgment.split("Analysis:", 1)[-1]
     m = re.match(r"\s*(.*?)\.(?:\s|$)", analysis)
     working = m.group(1) if m else ""
@@ -66,52 +75,45 @@ def trajectory(row: dict, item: dict) -> dict:
         "verdicts": careful and all((v == claimed) == (mm == "match") for _, v, mm in said),
     }
     truth = item_truth(item["label_kind"], item["best"], item["ratings"])
-    return {**row, "scores": orig, "ok": status == "ok", "correct": is_correct(orig, **truth), "careful": careful,
-            "flags": flags, "item": item}
+    return {**row, "scores": orig, "correct": is_correct(orig, **truth),
+            "careful": careful, "flags": flags}
 
 
-def train_classifier(path: str, rows: list[dict], a) -> callable:
-    from grm.training.metarm import encode, load_classifier
-    from grm.training.tokenizers import load_tokenizer
+def trajectories(rows, items: dict) -> list[dict]:
+    """``trajectory`` of every row this script can read; the others are counted by reason and reported."""
+    out, skipped = [], collections.Counter()
+    for r in rows:
+        item = items.get(r["item_id"])
+        try:
+            if item is None:
+                raise ValueError("its item is not in the items table")
+            out.append(trajectory(r, item))
+        except ValueError as e:
+            skipped[str(e)] += 1
+    for why, n in skipped.items():
+        print(f"skipped {n} trajectories: {why}")
+    if not out:
+        raise SystemExit("no miniature-world trajectories to analyse (run `grm run --config configs/tiny.yaml` first)")
+    return out
 
-    torch.manual_seed(a.seed)
-    rng = random.Random(a.seed)
-    tok = load_tokenizer(path)
-    model = load_classifier(path, tok, torch.float32)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
-    warm = max(1, a.steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, a.steps) / a.steps)))
 
-    def batch(rs):
-        return tok.pad(encode(tok, [r["text"] for r in rs], a.max_length), return_tensors="pt")
+def train_meta_rm(path: str, rows: list[dict], a) -> list[float]:
+    """The pipeline's own meta-RM trainer (grm.training.metarm as a child job, as metarm_train runs it) on
+    ``rows``; returns the held-out rows' logits from the pipeline's scorer (grm.reward.HFMetaScorer)."""
+    from grm.config import TrainerConfig
+    from grm.reward import HFMetaScorer
+    from grm.training.launch import run_job
 
-    t0, order = time.time(), []
-    model.train()
-    for step in range(1, a.steps + 1):
-        if len(order) < a.bs:
-            order = list(range(len(rows)))
-            rng.shuffle(order)
-        b = [rows[order.pop()] for _ in range(a.bs)]
-        logits = model(**batch(b)).logits.squeeze(-1)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor([float(r["label"]) for r in b]))
-        loss.backward()
-        opt.step()
-        sched.step()
-        opt.zero_grad()
-        if step % 50 == 0:
-            print(f"step {step} loss {loss.item():.4f} {time.time() - t0:.0f}s", flush=True)
-    model.eval()
-
-    @torch.no_grad()
-    def score(rs):
-        out = []
-        for i in range(0, len(rs), 64):
-            out += model(**batch(rs[i:i + 64])).logits.squeeze(-1).tolist()
-        return out
-
-    print(f"trained {a.steps} x {a.bs} in {time.time() - t0:.0f}s")
-    return score
+    train = TrainerConfig(learning_rate=a.lr, batch_size=a.bs, per_device_batch_size=a.bs, max_steps=a.steps,
+                          save_steps=a.steps, warmup_ratio=0.05)
+    spec = {"model": path, "train": train.model_dump(mode="json"), "seed": a.seed, "dtype": "float32",
+            "params": {"max_length": a.max_length}, "card": {"stage": "bench", "description": "bench/miniworld_metarm.py"}}
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="bench-metarm-") as job:
+        result = run_job("metarm", job, spec, [{"text": r["text"], "label": r["label"], "split": r["side"]} for r in rows])
+        print(f"trained {a.steps} x {a.bs} in {time.time() - t0:.0f}s (pipeline trainer)")
+        scorer = HFMetaScorer(result["model_dir"], device="cpu", max_length=a.max_length, batch_size=64)
+        return scorer([r["text"] for r in rows if r["side"] == "heldout"])
 
 
 def checker_score(rs):
@@ -184,9 +186,9 @@ def on_eval(store: Store, items: dict, prefix: str | None) -> None:
     ref = pick(store, "judgments", prefix)
     rows = store.read_table(ref, columns=["model", "item_id", "decoding", "sample_idx", "prompt", "completion",
                                           "meta_score"]).to_pylist()
-    trajs = [trajectory({"text": r["prompt"] + JUDGMENT_MARK + r["completion"], "item_id": r["item_id"],
-                         "sample_idx": r["sample_idx"], "origin": "grm", "meta_score": r["meta_score"]}, items[r["item_id"]])
-             for r in rows if r["model"] == "grm" and r["decoding"] == "sample"]
+    trajs = trajectories(({"text": r["prompt"] + JUDGMENT_MARK + (r["completion"] or ""), "item_id": r["item_id"],
+                           "sample_idx": r["sample_idx"], "origin": "grm", "meta_score": r["meta_score"]}
+                          for r in rows if r["model"] == "grm" and r["decoding"] == "sample"), items)
     for name, scores in (("pipeline meta RM", [-math.inf if r["meta_score"] is None else r["meta_score"] for r in trajs]),
                          ("working checker", checker_score(trajs))):
         for r, s in zip(trajs, scores):
@@ -210,28 +212,34 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    if not (a.checker or a.on_eval):
+        import torch
+
+        torch.set_num_threads(a.threads)  # the scorer runs in this process
     store = Store(a.store)
     items = {i["item_id"]: i for i in store.read_rows(store.require("tables", "items"))}
     if a.on_eval:
         return on_eval(store, items, a.table)
     ref = pick(store, "metarm_data", a.table)
-    rows = [trajectory(r, items[r["item_id"]]) for r in store.read_rows(ref)]
+    rows = trajectories(store.read_rows(ref), items)
     mism = sum(r["correct"] != bool(r["label"]) for r in rows)
-    test_side = {i: heldout(items[i], a.heldout, a.seed) for i in {r["item_id"] for r in rows}}
-    train = [r for r in rows if not test_side[r["item_id"]]]
-    test = [r for r in rows if test_side[r["item_id"]]]
-    print(f"{ref.short}: {len(train)} train / {len(test)} held-out trajectories "
+    for r in rows:
+        r["side"] = "heldout" if heldout(items[r["item_id"]], a.heldout, a.seed) else "train"
+    test = [r for r in rows if r["side"] == "heldout"]
+    print(f"{ref.short}: {len(rows) - len(test)} train / {len(test)} held-out trajectories "
           f"({len({r['item_id'] for r in test})} items); label re-derived differently on {mism}")
     print("GRM samples: " + breakdown([r for r in rows if r["origin"] == "grm"]))
     if a.checker:
         scores = checker_score(test)
     else:
-        scores = train_classifier(str(store.require("models", a.base).path), train, a)(test)
+        scores = train_meta_rm(str(store.require("models", a.base).path), rows, a)
     for r, s in zip(test, scores):
         r["meta"] = s
     report(test, items)
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except NoArtifact as e:
+        raise SystemExit(f"bench.miniworld_metarm: {e}") from None

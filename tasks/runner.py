@@ -46,19 +46,14 @@ def resolve_inputs(spec: StageSpec, cfg: Config, store: Store, produced: Mapping
             path = cfg.resolve_path(cfg.rft.general_data)
             out[name] = _external(name, path, file_fingerprint(path))
             continue
-        if name == "metarm_base":
-            base = cfg.models.metarm_base or cfg.models.base
-            if base in ("rft", "grm"):  # a model this pipeline trains
-                name_in_store = base
-            elif base != "scratch":
-                out[name] = _external(name, base, model_fingerprint(cfg.resolve_path(base)))
+        if name in ("base", "metarm_base"):
+            model = cfg.models.base if name == "base" else (cfg.models.metarm_base or cfg.models.base)
+            made_here = ("scratch",) if name == "base" else ("scratch", "rft", "grm")  # models this pipeline makes
+            if model not in made_here:  # a folder or hub id
+                path = cfg.resolve_path(model)
+                out[name] = _external(name, path, model_fingerprint(path))
                 continue
-            else:
-                name_in_store = "base"
-        elif name == "base" and cfg.models.base != "scratch":
-            path = cfg.resolve_path(cfg.models.base)
-            out[name] = _external(name, path, model_fingerprint(path))
-            continue
+            name_in_store = "base" if model == "scratch" else model
         else:
             name_in_store = name
         stage, kind, artifact = PRODUCERS[name_in_store]

@@ -132,3 +132,25 @@ def test_metarm_base_resolves_to_the_configured_model(tmp_path):
     assert default["metarm_base"] == refs["base"]
     rft = resolve_inputs(spec, load_config(root / "configs" / "tiny.yaml", ["models.metarm_base=rft"]), store, {})
     assert rft["metarm_base"] == refs["rft"]
+
+
+def test_a_metarm_base_folder_resolves_against_the_config_folder(tmp_path):
+    """models.metarm_base as a folder relative to the config: the meta RM starts from that folder wherever the
+    command runs (the path handed to the stage is the resolved one, and its fingerprint enters the cache key)."""
+    import os
+
+    from grm.config import load_config
+    from tasks.runner import resolve_inputs
+    from tasks.stages import stage
+
+    root = Path(__file__).resolve().parents[1]
+    folder = tmp_path / "my-meta-base"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model": "x"}))
+    rel = os.path.relpath(folder, root / "configs")
+    store = Store(tmp_path / "store")
+    store.write_table("metarm_data", [{"item_id": "a", "sample_idx": 0, "text": "t", "label": 1, "origin": "grm",
+                                       "split": "train"}])
+    cfg = load_config(root / "configs" / "tiny.yaml", [f"models.metarm_base={rel}"])
+    ref = resolve_inputs(stage("metarm_train"), cfg, store, {})["metarm_base"]
+    assert ref.kind == "external" and Path(ref.path) == folder

@@ -42,6 +42,11 @@ CRITERIA = {
 SHORTCUT_CRITERIA = "plausibility at a glance"
 
 
+def is_shortcut(text: str) -> bool:
+    """Whether a judgment (the teacher's, or a model's imitating it) is written in the shortcut mode."""
+    return SHORTCUT_CRITERIA in text
+
+
 @dataclass(frozen=True)
 class TeacherJudgment:
     text: str
@@ -96,9 +101,9 @@ def judge(
         # Taken in by a plausible mistake: that of a wrong shown response if there is one. Some arguments
         # admit no mistake at all (a reversal whose random slip lands on the right letter): then it is right.
         shown_wrong = [s for s in shown if s != right]
-        mistakes = shown_wrong or wrong_answers(task, args, rng)
+        mistakes = [rng.choice(shown_wrong)] if shown_wrong else wrong_answers(task, args, rng)
         if mistakes:
-            answer = rng.choice(shown_wrong) if shown_wrong else mistakes[0]
+            answer = mistakes[0]
         else:
             mode = CAREFUL
     lines = []
