@@ -24,11 +24,9 @@ import argparse
 import collections
 import json
 import math
-import tempfile
 import re
+import tempfile
 import time
-
-import torch
 
 from grm.metrics import roc_auc
 from grm.miniworld.families import TASKS
@@ -117,8 +115,9 @@ def train_meta_rm(path: str, rows: list[dict], a) -> list[float]:
 
 
 def checker_score(rs):
-    """0 for a shortcut, else 1 + the number of the working's checks that pass (ties broken by order)."""
-    return [(1 + sum(r["flags"].values()) if r["careful"] else 0) + 1e-6 * i for i, r in enumerate(rs)]
+    """0 for a shortcut, else 1 + the number of the working's checks that pass (equal scores: the earlier
+    sample is kept, as metarm_select does; the AUCs count them one half)."""
+    return [1 + sum(r["flags"].values()) if r["careful"] else 0 for r in rs]
 
 
 def breakdown(trajs: list[dict]) -> str:
