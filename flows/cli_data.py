@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flows.cli_args import add_store
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from flows.cli import command  # here, not at import time: flows.cli imports this module
-
-    command("data")(_data)
     p = sub.add_parser("data", help="dataset formats and imports", description="List dataset formats; import "
                        "files (or Hugging Face dataset ids) in a published format into the store's items table.")
     dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
-    dsub.add_parser("formats", help="list the formats, one line each")
+    dsub.add_parser("formats", help="list the formats, one line each").set_defaults(func=_formats)
     imp = dsub.add_parser(
         "import",
         help="import files into `items` (rejected rows into `quarantine`)",
@@ -23,21 +22,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--format", required=True, metavar="FORMAT", help="see `grm data formats`")
     imp.add_argument("--split", choices=["train", "eval"], help="default: the format's usual split")
     imp.add_argument("--name", help="source name recorded on every item (default: the format name)")
-    imp.add_argument("--store", metavar="DIR", help="artifact store (default: $GRM_STORE or ./store)")
+    add_store(imp)
     imp.add_argument("--max-chars", type=int, help="rows longer than this are quarantined (default: data.max_chars's)")
     imp.add_argument("--hf-split", help="split to load when a PATH is a Hugging Face dataset id")
     imp.add_argument("paths", nargs="+", metavar="PATH")
+    imp.set_defaults(func=_import)
 
 
-def _data(args: argparse.Namespace) -> int:
-    if args.data_command == "formats":
-        from grm.formats import FORMATS
+def _formats(args: argparse.Namespace) -> int:
+    from grm.formats import FORMATS
 
-        width = max(map(len, FORMATS))
-        for name, fmt in FORMATS.items():
-            print(f"{name.ljust(width)}  {'[' + fmt.default_split + ']':<7}  {fmt.description}")
-        return 0
-    return _import(args)
+    width = max(map(len, FORMATS))
+    for name, fmt in FORMATS.items():
+        print(f"{name.ljust(width)}  {'[' + fmt.default_split + ']':<7}  {fmt.description}")
+    return 0
 
 
 def _import(args: argparse.Namespace) -> int:

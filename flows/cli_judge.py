@@ -2,7 +2,7 @@
 
 `grm judge`: score responses to a query (optionally meta-RM-guided voting) and print JSON: the final score
 per response, the best index, and each sample's principles, critique and scores.
-`grm serve`: the same scoring as an HTTP endpoint on 127.0.0.1 (see grm/serving.py)."""
+`grm serve`: the same scoring as an HTTP endpoint on 127.0.0.1 (see flows/serving.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from flows.cli import _add_store, command
+from flows.cli_args import add_model_arguments, add_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,12 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Sample k judgments (shuffled response order, temperature 0.5; k=1 is greedy), vote, and print "
         "JSON. --model is a model folder, or the name of a model in the store (e.g. grm).",
     )
-    _model_arguments(p)
+    add_model_arguments(p)
     p.add_argument("--query", required=True, help="the user's query")
     p.add_argument("--system", help="an optional system message before the query")
     p.add_argument("--response", action="append", required=True, metavar="TEXT", help="a response (repeat for each)")
     p.add_argument("--raw", action="store_true", help="also print each sample's full generated text")
-    _add_store(p)
+    add_store(p)
+    p.set_defaults(func=_judge)
 
     s = sub.add_parser(
         "serve",
@@ -34,25 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="POST /v1/score {\"items\": [{\"query\" | \"conversation\", \"responses\"}]} -> voted scores. "
         "Concurrent requests are batched onto the backend; oversized or malformed requests get a 4xx.",
     )
-    _model_arguments(s)
+    add_model_arguments(s)
     s.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8321)
     s.add_argument("--max-body-bytes", type=int, default=1_000_000)
     s.add_argument("--max-items", type=int, default=64, help="items per request")
     s.add_argument("--max-responses", type=int, default=16, help="responses per item")
     s.add_argument("--max-chars", type=int, default=50_000, help="characters per message or response")
-    _add_store(s)
-
-
-def _model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, metavar="DIR", help="GRM folder, or a store model name (grm, rft, base)")
-    p.add_argument("--meta-rm", metavar="DIR", help="meta RM folder or store model name (metarm): meta-RM-guided voting")
-    p.add_argument("--k", type=int, default=1, help="samples per item (default 1: greedy)")
-    p.add_argument("--k-meta", type=int, help="samples kept by the meta RM (default k/2)")
-    p.add_argument("--temperature", type=float, help="sampling temperature (default 0 for k=1, else 0.5)")
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    add_store(s)
+    s.set_defaults(func=_serve)
 
 
 def _model_path(name: str, store_dir: str | None, kind: str) -> str:
@@ -89,7 +80,6 @@ def _build_judge(args: argparse.Namespace, who: str):
     return backend, judge
 
 
-@command("judge")
 def _judge(args: argparse.Namespace) -> int:
     from grm.generation import BackendError
     from grm.reward import JudgeInputError
@@ -116,11 +106,10 @@ def _judge(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("serve")
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from grm.serving import Limits, create_app
+    from flows.serving import Limits, create_app
 
     built = _build_judge(args, "serve")
     if built is None:

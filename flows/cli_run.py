@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from flows.cli import _add_store, command
+from flows.cli_args import add_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,11 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with it, the run reports to that server.",
     )
     p.add_argument("--config", default="configs/tiny.yaml", metavar="FILE")
-    _add_store(p)
+    add_store(p)
     p.add_argument("--only", action="append", metavar="STAGE", help="run only this stage (repeatable)")
     p.add_argument("--force", action="append", metavar="STAGE", help="rerun this stage even if cached (repeatable)")
     p.add_argument("--set", action="append", dest="overrides", metavar="PATH=VALUE",
                    help="override a config value, e.g. --set rl.beta=0.02 (repeatable)")
+    p.set_defaults(func=_run)
 
 
 def prefect_environment(store_root: Path) -> None:
@@ -38,7 +39,6 @@ def prefect_environment(store_root: Path) -> None:
         Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)  # its SQLite database lives there
 
 
-@command("run")
 def _run(args: argparse.Namespace) -> int:
     from grm.config import ConfigError, load_config
     from storage import Store

@@ -15,7 +15,7 @@ import pytest
 
 from grm.generation.server import stop_process
 from grm.reward import GRMJudge
-from grm.serving import Limits, create_app
+from flows.serving import Limits, create_app
 from tests.test_reward import DigitJudge
 
 OK = {"items": [{"query": "pick", "responses": ["a 3", "b 8"]}]}
