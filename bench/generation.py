@@ -117,6 +117,7 @@ def bench_vllm(model: str, reqs: list[Request], params: SamplingParams, repeats:
 
 
 def bench_pipeline(model: str, reqs: list[Request], params: SamplingParams, repeats: int) -> list[tuple]:
+    from flows.shard_map import map_jobs
     from storage import Store
     from tasks.base import StageContext
     from tasks.sampling import BackendSpec, backend_for, close_backends, sample_table
@@ -142,12 +143,14 @@ def bench_pipeline(model: str, reqs: list[Request], params: SamplingParams, repe
     bare_tokens = in_thread(bare)  # the same requests and seeds generate the same tokens in the pipeline
 
     def pipeline():
-        ctx = StageContext("judge", Store(tmp / f"s{next(runs)}"), None, cache_key="bench", logger=logging.getLogger("bench"))
+        ctx = StageContext("judge", Store(tmp / f"s{next(runs)}"), None, cache_key="bench", logger=logging.getLogger("bench"),
+                           map_jobs=map_jobs)
         out = sample_table(ctx, "bench", "judgments", reqs, to_rows, spec, params, close=False)
         assert out.rows == len(planned)
         return bare_tokens
 
-    sample_table(StageContext("judge", Store(tmp / "warm"), None, cache_key="w", logger=logging.getLogger("bench")),
+    sample_table(StageContext("judge", Store(tmp / "warm"), None, cache_key="w", logger=logging.getLogger("bench"),
+                              map_jobs=map_jobs),
                  "warm", "judgments", reqs[:1], to_rows, spec, params, close=False)  # starts Prefect's server
     res = median_time({"bare": bare, "pipeline": pipeline}, repeats)
     close_backends()

@@ -1,4 +1,8 @@
-"""`grm data formats` and `grm data import`: list the dataset formats, import files into the store."""
+"""`grm data formats` and `grm data import`: list the dataset formats; register files as a source of the store.
+
+An import is read once here (its accounting printed, an unreadable file refused) and registered in the store's
+`imports` table; `curate`, the one writer of `items`, reads it beside the config's sources on the next run,
+with the same decontamination and caps."""
 
 from __future__ import annotations
 
@@ -9,15 +13,17 @@ from flows.cli_args import add_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="dataset formats and imports", description="List dataset formats; import "
-                       "files (or Hugging Face dataset ids) in a published format into the store's items table.")
+    p = sub.add_parser("data", help="dataset formats and imports", description="List dataset formats; register "
+                       "files (or Hugging Face dataset ids) in a published format as a source that `curate` imports.")
     dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     dsub.add_parser("formats", help="list the formats, one line each").set_defaults(func=_formats)
     imp = dsub.add_parser(
         "import",
-        help="import files into `items` (rejected rows into `quarantine`)",
-        description="Import PATHs (files, folders, or HF dataset ids) in FORMAT. The new items artifact is the "
-        "current items plus the imported ones, without exact duplicates; rejected rows join `quarantine`.",
+        help="register files as a source: the next `grm run` curates them into `items`",
+        description="Read PATHs (files, folders, or HF dataset ids) in FORMAT, print what they hold, and register "
+        "them in the store's `imports` table. The next `grm run` curates them with the configured sources "
+        "(dedup, decontamination, caps) into `items`; rejected rows go to `quarantine`. Importing again under "
+        "the same --name adds the PATHs to that source.",
     )
     imp.add_argument("--format", required=True, metavar="FORMAT", help="see `grm data formats`")
     imp.add_argument("--split", choices=["train", "eval"], help="default: the format's usual split")
@@ -39,8 +45,10 @@ def _formats(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+    from pathlib import Path
+
     from grm.config import DataConfig
-    from grm.curation import deduplicate
     from grm.formats.importer import import_source
     from grm.formats.readers import SourceReadError
     from storage import Store
@@ -53,27 +61,31 @@ def _import(args: argparse.Namespace) -> int:
     except (SourceReadError, KeyError, ValueError) as e:
         print(f"grm data import: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2
-    store = Store.resolve(args.store)
-    old_items = store.table("items")
-    old_quarantine = store.table("quarantine")
-    previous = store.read_rows(old_items) if old_items else []
-    merged, dedup = deduplicate(previous + result.items)
-    already = len(previous) + len(result.items) - len(merged)
-    provenance = {"command": "grm data import", "source": name, "format": args.format, "paths": list(args.paths)}
-    inputs = {t: r.content_hash for t, r in (("items", old_items), ("quarantine", old_quarantine)) if r}
-    store.write_table("items", merged, input_hashes=inputs, extra={**provenance, "import": result.stats.as_dict()})
-    quarantine = (store.read_rows(old_quarantine) if old_quarantine else []) + result.quarantine
-    store.write_table("quarantine", quarantine, input_hashes=inputs, extra=provenance)
-
     s = result.stats
-    print(f"source {name} ({args.format}, {s.split}) into {store.root}")
+    store = Store.resolve(args.store)
+    old = store.table("imports")
+    rows = store.read_rows(old) if old else []
+    paths = [str(Path(p).resolve()) if Path(p).exists() else p for p in args.paths]  # an HF id stays as given
+    mine = next((r for r in rows if r["name"] == name), None)
+    if mine is None:
+        rows.append({"name": name, "format": args.format, "split": s.split, "paths": paths, "hf_split": args.hf_split,
+                     "max_chars": args.max_chars, "registered_at": datetime.now(timezone.utc).isoformat()})
+    elif (mine["format"], mine["split"]) != (args.format, s.split):
+        print(f"grm data import: source {name!r} is registered as {mine['format']} ({mine['split']}); import "
+              f"{args.format} ({s.split}) under another --name", file=sys.stderr)
+        return 2
+    else:
+        mine["paths"] = list(dict.fromkeys([*mine["paths"], *paths]))
+    store.write_table("imports", rows, input_hashes={"imports": old.content_hash} if old else {},
+                      extra={"command": "grm data import", "source": name, "import": s.as_dict()})
+
+    print(f"source {name} ({args.format}, {s.split}) registered in {store.root}")
     print(f"read         {s.read}")
     print(f"imported     {s.imported}  ({s.items} items)")
     print(f"quarantined  {s.quarantined_total}")
     for reason, n in s.quarantined.most_common():
         print(f"  {reason:<26} {n}")
     print(f"duplicates   {s.duplicates}  (rows repeating earlier rows of this input)")
-    if already:
-        print(f"already in the store: {already} item(s) dropped as exact duplicates")
-    print(f"items table now holds {len(merged)} items")
+    print(f"the next `grm run` curates {len(rows)} registered source(s) with the config's (stage curate: dedup, "
+          "decontamination, caps)")
     return 0

@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", default="configs/tiny.yaml", metavar="FILE")
     add_store(p)
-    p.add_argument("--only", action="append", metavar="STAGE", help="run only this stage (repeatable)")
-    p.add_argument("--force", action="append", metavar="STAGE", help="rerun this stage even if cached (repeatable)")
+    p.add_argument("--only", action="append", metavar="STAGE",
+                   help="run only this stage, or group of stages: data, train, metarm, evaluation (repeatable)")
+    p.add_argument("--force", action="append", metavar="STAGE", help="rerun this stage (or group) even if cached (repeatable)")
     p.add_argument("--set", action="append", dest="overrides", metavar="PATH=VALUE",
                    help="override a config value, e.g. --set rl.beta=0.02 (repeatable)")
     p.set_defaults(func=_run)
@@ -52,12 +53,13 @@ def _run(args: argparse.Namespace) -> int:
     prefect_environment(store.root)
     from flows.pipeline import spct_pipeline
     from tasks.runner import MissingInput
-    from tasks.stages import BY_NAME
+    from tasks.stages import select
 
-    for name in (args.only or []) + (args.force or []):
-        if name not in BY_NAME:
-            print(f"grm run: unknown stage {name!r}; stages: {', '.join(BY_NAME)}", file=sys.stderr)
-            return 2
+    try:
+        select((args.only or []) + (args.force or []))
+    except ValueError as e:
+        print(f"grm run: {e}", file=sys.stderr)
+        return 2
     try:
         summary = spct_pipeline(config=args.config, store=str(store.root), only=args.only, force=args.force,
                                 overrides=args.overrides)

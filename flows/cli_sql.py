@@ -23,12 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _sql(args: argparse.Namespace) -> int:
     from storage import NoArtifact, Store
-    from storage.sql import QueryError, format_result, run_query
+    from storage.sql import NoTable, QueryError, format_result, run_query
 
     store = Store.resolve(args.store)
     try:
         cols, rows = run_query(store, args.query)
     except (NoArtifact, QueryError) as e:
+        if isinstance(e, NoTable):
+            from tasks.stages import writer_of  # only on this path: it imports the stage modules
+
+            e = f"{e} (it is written by {writer_of(e.table)})"
         print(f"grm sql: {e}", file=sys.stderr)
         return 2
     text = format_result(cols, rows, args.format)

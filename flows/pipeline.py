@@ -1,8 +1,9 @@
-"""Prefect wiring of the SPCT DAG (DESIGN.md §3): one cached task per stage, chained in order.
+"""Prefect wiring of the SPCT DAG (docs/design.md, "The DAG"): one cached task per stage, chained in order.
 
-``spct_pipeline`` runs every enabled stage; the group flows run one group of stages on the artifacts
-already in the store. A stage is skipped (state ``Cached``) when its cache key - config section, input
-content hashes, code version, library versions - is unchanged; ``force`` reruns named stages regardless.
+``spct_pipeline`` runs every enabled stage, or those named by ``only`` (stages or groups, tasks/stages.py)
+on the artifacts already in the store. A stage is skipped (state ``Cached``) when its cache key - config
+section, input content hashes, code version, library versions - is unchanged; ``force`` reruns named stages
+regardless.
 """
 
 from __future__ import annotations
@@ -18,15 +19,8 @@ from grm.config import Config, load_config
 from storage import Store
 from tasks.base import StageOutput
 from tasks.runner import PreparedStage, RunRecord, cached_outputs_present, execute, now, prepare, record_runs, timer
-from tasks.stages import PRODUCERS, enabled_stages, stage
-
-GROUPS = {
-    "data": ("curate",),
-    "train": ("bootstrap", "rft_sample", "rft_train", "rl"),
-    "metarm": ("metarm_data", "metarm_train"),
-    "evaluate": ("judge", "evaluate"),
-}
-
+from flows.shard_map import map_jobs
+from tasks.stages import enabled_stages, graph, select
 
 def _stage_key(context, parameters) -> str:
     return parameters["prepared"].cache_key
@@ -44,10 +38,7 @@ def run_stage(prepared: PreparedStage, config: Config, store_root: str, bar: Sta
         if bar is not None:
             bar.update(name, done, total)
 
-    out = execute(prepared, config, Store(store_root), logger=logger, progress=progress)
-    missing = [a for _, a in prepared.spec.outputs if a not in out.artifacts]
-    if missing:
-        raise RuntimeError(f"stage '{name}' did not publish {missing}")
+    out = execute(prepared, config, Store(store_root), logger=logger, progress=progress, map_jobs=map_jobs)
     update_progress_artifact(artifact_id, progress=100.0)
     create_markdown_artifact(
         markdown=out.summary_md or f"**{name}**: {out.rows_in} rows in, {out.rows_out} rows out",
@@ -63,9 +54,8 @@ def _run(config_path: str, store: str | None, only: list[str] | None, force: lis
     cfg = load_config(config_path, overrides)
     st = Store.resolve(store)
     logger = get_run_logger()
-    wanted = set(only or [])
-    for name in wanted | set(force or []):
-        stage(name)  # an unknown stage name fails here, before any work
+    wanted = select(only)  # an unknown stage or group name fails here, before any work
+    forced = select(force)
     specs = [s for s in enabled_stages(cfg) if not wanted or s.name in wanted]
     run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     produced, records, states = {}, [], {}
@@ -76,7 +66,7 @@ def _run(config_path: str, store: str | None, only: list[str] | None, force: lis
             if not cached_outputs_present(st, spec.name, prepared.cache_key):
                 prepared.cache_key += f":rebuild:{run_id}"  # its artifacts were deleted: the cache is stale
             started, elapsed = now(), timer()
-            state = run_stage.with_options(name=spec.name, refresh_cache=spec.name in (force or []))(
+            state = run_stage.with_options(name=spec.name, refresh_cache=spec.name in forced)(
                 prepared, cfg, str(st.root), bar, return_state=True
             )
             out: StageOutput = state.result()
@@ -91,36 +81,12 @@ def _run(config_path: str, store: str | None, only: list[str] | None, force: lis
         bar.close()
         if records:
             record_runs(st, run_id, records)
-    return {"run_id": run_id, "states": states, "artifacts": {k: v.short for k, v in produced.items() if k in PRODUCERS}}
+    return {"run_id": run_id, "states": states, "artifacts": {k: v.short for k, v in produced.items() if k in graph().producers}}
 
 
 @flow(name="spct-pipeline", log_prints=True)
 def spct_pipeline(config: str = "configs/tiny.yaml", store: str | None = None, only: list[str] | None = None,
                   force: list[str] | None = None, overrides: list[str] | None = None) -> dict:
-    """The whole DAG: curate -> (bootstrap) -> rft_sample -> rft_train -> rl -> metarm_data -> metarm_train
-    -> judge -> evaluate."""
+    """The DAG: curate -> (bootstrap) -> rft_sample -> rft_train -> rl -> metarm_data -> metarm_train -> judge
+    -> evaluate. ``only``: stages or groups (data, train, metarm, evaluation) to run, on the store's artifacts."""
     return _run(config, store, only, force, overrides)
-
-
-@flow(name="spct-data", log_prints=True)
-def data_flow(config: str = "configs/tiny.yaml", store: str | None = None, force: list[str] | None = None,
-    overrides: list[str] | None = None) -> dict:
-    return _run(config, store, list(GROUPS["data"]), force, overrides)
-
-
-@flow(name="spct-train", log_prints=True)
-def train_flow(config: str = "configs/tiny.yaml", store: str | None = None, force: list[str] | None = None,
-    overrides: list[str] | None = None) -> dict:
-    return _run(config, store, list(GROUPS["train"]), force, overrides)
-
-
-@flow(name="spct-metarm", log_prints=True)
-def metarm_flow(config: str = "configs/tiny.yaml", store: str | None = None, force: list[str] | None = None,
-    overrides: list[str] | None = None) -> dict:
-    return _run(config, store, list(GROUPS["metarm"]), force, overrides)
-
-
-@flow(name="spct-evaluate", log_prints=True)
-def evaluate_flow(config: str = "configs/tiny.yaml", store: str | None = None, force: list[str] | None = None,
-    overrides: list[str] | None = None) -> dict:
-    return _run(config, store, list(GROUPS["evaluate"]), force, overrides)

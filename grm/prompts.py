@@ -98,6 +98,14 @@ class Templates:
             t = replace(t, **{name: _check(name, text, str(p))})
         return t
 
+    @classmethod
+    def configured(cls, config) -> "Templates":
+        """The templates a config names (``prompts.<name>``: a file, resolved like every config path, or
+        'default')."""
+        p = config.prompts
+        files = {f.name: getattr(p, f.name) for f in fields(cls)}
+        return cls.load({k: v if v == "default" else config.resolve_path(v) for k, v in files.items()})
+
 
 ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
 

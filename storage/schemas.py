@@ -1,4 +1,4 @@
-"""pyarrow schemas of every table in the store (DESIGN.md §4). Bump SCHEMA_VERSION on any change."""
+"""pyarrow schemas of every table in the store (docs/design.md, "Storage"). Bump SCHEMA_VERSION on any change."""
 
 from __future__ import annotations
 
@@ -31,6 +31,19 @@ QUARANTINE = pa.schema(
         ("row_ref", pa.string()),  # file:line or file#index
         ("reason", pa.string()),
         ("raw", pa.string()),  # the row as read (undecodable bytes as \\x escapes)
+    ]
+)
+
+# Sources registered by `grm data import`: one row per source, read by `curate` beside the config's sources.
+IMPORTS = pa.schema(
+    [
+        ("name", pa.string()),
+        ("format", pa.string()),
+        ("split", pa.string()),
+        ("paths", pa.list_(pa.string())),  # absolute paths, or HF dataset ids
+        ("hf_split", pa.string()),
+        ("max_chars", pa.int64()),  # null: data.max_chars
+        ("registered_at", pa.string()),
     ]
 )
 
@@ -130,6 +143,7 @@ RUNS = pa.schema(
 TABLES: dict[str, pa.Schema] = {
     "items": ITEMS,
     "quarantine": QUARANTINE,
+    "imports": IMPORTS,
     "rft_samples": RFT_SAMPLES,
     "rl_log": RL_LOG,
     "metarm_data": METARM_DATA,
@@ -137,19 +151,6 @@ TABLES: dict[str, pa.Schema] = {
     "results": RESULTS,
     "runs": RUNS,
 }
-
-# The stage that writes each table, for "no artifact yet" messages.
-WRITER_STAGE = {
-    "items": "curate",
-    "quarantine": "curate",
-    "rft_samples": "rft_sample",
-    "rl_log": "rl",
-    "metarm_data": "metarm_data",
-    "judgments": "judge",
-    "results": "evaluate",
-    "runs": "any stage",
-}
-
 
 def schema_for(table: str) -> pa.Schema:
     try:

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import duckdb
 
-from storage.schemas import TABLES, WRITER_STAGE
+from storage.schemas import TABLES
 from storage.store import NoArtifact, Store, StoreError
 
 READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
@@ -18,6 +18,15 @@ READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
 
 class QueryError(StoreError):
     pass
+
+
+class NoTable(NoArtifact):
+    """A query names a table that has no artifact yet (``table`` says which; its writer is the pipeline's
+    business, named by the command line)."""
+
+    def __init__(self, table: str, store: Store):
+        super().__init__(f"table '{table}' has no artifact yet in store {store.root}")
+        self.table = table
 
 
 def _quote(path: str) -> str:
@@ -63,9 +72,7 @@ def run_query(store: Store, sql: str) -> tuple[list[str], list[tuple]]:
         m = _MISSING.search(str(e))
         if m and m.group(1).lower() in TABLES:
             t = m.group(1).lower()
-            raise NoArtifact(
-                f"table '{t}' has no artifact yet in store {store.root} (it is written by the '{WRITER_STAGE[t]}' stage)"
-            ) from None
+            raise NoTable(t, store) from None
         raise QueryError(str(e).splitlines()[0]) from None
     except duckdb.Error as e:
         raise QueryError(str(e).splitlines()[0]) from None

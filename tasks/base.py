@@ -1,10 +1,11 @@
-"""What every stage receives and returns.
+"""What every stage receives and returns (docs/design.md, "Stages").
 
-A stage is a plain function ``run(ctx: StageContext) -> StageOutput`` in ``tasks/<stage>.py``: it reads its
-input artifacts through ``ctx.store``, calls the core (``grm``), and writes its output artifacts with
-``ctx.manifest()`` so that each records its config hash, input hashes and code version. The flow
-(``flows/pipeline.py``) wraps each stage as a cached Prefect task; stages never import Prefect themselves,
-so they run (and are tested) without an orchestrator.
+A stage is ``run(ctx: StageContext, <inputs>...) -> StageOutput`` in ``tasks/<stage>.py``, declared with
+``@stage`` (tasks/stages.py): it reads its input artifacts through ``ctx.store``, calls the core (``grm``),
+and writes its outputs with ``ctx.manifest()`` so that each records its config hash, input hashes and code
+version. The flow (``flows/pipeline.py``) wraps each stage as a cached Prefect task and hands in its task
+runner as ``ctx.map_jobs``; stages never import Prefect or ``flows`` themselves, so they run (and are tested)
+without an orchestrator.
 """
 
 from __future__ import annotations
@@ -12,10 +13,27 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 from grm.config import Config
 from storage import ArtifactRef, Store
+
+
+# map_jobs(fn, jobs, task_runner_config, name=...) -> (index, value, error) per job, in the order they finish;
+# a failing job does not stop the others. flows/shard_map.py maps over Prefect's task runner (threads or Ray).
+MapJobs = Callable[..., Iterator[tuple[int, Any, BaseException | None]]]
+
+
+def map_serially(fn: Callable[..., Any], jobs: Sequence[tuple], task_runner: Any = None, *, name: str = "") -> Iterator[
+        tuple[int, Any, BaseException | None]]:
+    """``MapJobs`` in this process, one job after another: the default outside a flow."""
+    for i, job in enumerate(jobs):
+        try:
+            value = fn(*job)
+        except Exception as e:  # handed back like a failed task run; the caller keeps the finished ones
+            yield i, None, e
+        else:
+            yield i, value, None
 
 
 @dataclass
@@ -29,6 +47,7 @@ class StageContext:
     code_version: str = ""
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("grm"))
     progress: Callable[[int, int], None] | None = None  # (done, total): terminal bar + Prefect UI
+    map_jobs: MapJobs = map_serially  # how shard jobs run (the flow hands in Prefect's task runner)
 
     def report_progress(self, done: int, total: int) -> None:
         if self.progress is not None:
@@ -44,14 +63,13 @@ class StageContext:
         }
 
     def work_dir(self) -> Path:
-        """Scratch space that survives a crash of this stage run (finished shards, checkpoints)."""
-        return self.store.work_dir(self.stage, self.cache_key[:24])
+        return stage_work_dir(self.store, self.stage, self.cache_key)
 
-    def input(self, name: str) -> ArtifactRef:
-        try:
-            return self.inputs[name]
-        except KeyError:
-            raise KeyError(f"stage '{self.stage}' needs input '{name}', which was not given") from None
+
+def stage_work_dir(store: Store, stage: str, cache_key: str) -> Path:
+    """Scratch space that survives a crash of one stage run (finished shards, checkpoints): a rerun with the
+    same cache key finds it again."""
+    return store.work_dir(stage, cache_key[:24])
 
 
 @dataclass

@@ -9,18 +9,27 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from grm.miniworld.bootstrap import bootstrap
+from grm.prompts import Templates
 from tasks.base import StageContext, StageOutput
 from tasks.models import publish_model
-from tasks.sampler import templates
+from tasks.stage import MODEL, stage
 
 
+def from_scratch(cfg) -> bool:
+    """when models.base is 'scratch'"""
+    return cfg.models.base == "scratch"
+
+
+@stage(group="train", outputs={"base": MODEL}, config=("seed", "models", "prompts", "data.miniworld", "bootstrap"),
+       enabled=from_scratch)
 def run(ctx: StageContext) -> StageOutput:
+    from grm.miniworld.bootstrap import bootstrap  # torch: imported when the stage runs
+
     cfg = ctx.config
     if cfg.data.miniworld is None:
         raise ValueError("models.base is 'scratch', which pre-trains on the miniature world, but data.miniworld is not set")
     out = ctx.work_dir() / "model"
-    stats = bootstrap(out, cfg.data.miniworld, cfg.bootstrap, templates(cfg), max_length=cfg.models.max_length,
+    stats = bootstrap(out, cfg.data.miniworld, cfg.bootstrap, Templates.configured(cfg), max_length=cfg.models.max_length,
                       seed=cfg.seed, log=ctx.logger.info)
     ref = publish_model(ctx, "base", out, bootstrap=asdict(stats))
     summary = (

@@ -1,4 +1,4 @@
-"""Cache keys of stages (DESIGN.md §3): config section, input content hashes, code version, library versions.
+"""Cache keys of stages (docs/design.md, "Caching"): config section, input content hashes, code version, library versions.
 
 Prefect's TASK_SOURCE policy hashes only the decorated function; a stage's behaviour lives in the modules it
 imports. ``code_version`` therefore hashes the source of the stage module and of every project module it
@@ -144,3 +144,15 @@ def model_fingerprint(path_or_id: str) -> str:
         st = os.stat(f)
         h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()
+
+
+def external_data(name: str, path: str) -> ArtifactRef:
+    """A data file or folder outside the store (or an HF dataset id) as a stage input: its content hash (the
+    id's, for a hub id) stands in for an artifact's."""
+    fp = file_fingerprint(path) if Path(path).exists() else model_fingerprint(path)
+    return ArtifactRef("external", name, path, fp)
+
+
+def external_model(name: str, path: str) -> ArtifactRef:
+    """A model folder outside the store (or a hub id) as a stage input, fingerprinted cheaply."""
+    return ArtifactRef("external", name, path, model_fingerprint(path))

@@ -11,13 +11,15 @@ from __future__ import annotations
 from grm import judging
 from grm.generation import SamplingParams
 from grm.training.examples import metarm_text
+from grm.prompts import Templates
+from storage import ArtifactRef
 from storage.store import read_parquet_rows
 from tasks.base import StageContext, StageOutput
-from tasks.sampler import templates
 from tasks.sampling import BackendSpec, planned_rows, sample_shards
+from tasks.stage import MODEL_SECTIONS, TABLE, stage
 
 
-def _meta_scores(ctx: StageContext, rows: list[dict], items: dict, tpl) -> None:
+def _meta_scores(ctx: StageContext, metarm: ArtifactRef, rows: list[dict], items: dict, tpl) -> None:
     """Fill ``meta_score`` of the parsed samples with the meta RM's logit."""
     from grm.reward import HFMetaScorer
 
@@ -25,7 +27,7 @@ def _meta_scores(ctx: StageContext, rows: list[dict], items: dict, tpl) -> None:
     parsed = [r for r in rows if r["scores"] is not None]
     if not parsed:
         return
-    scorer = HFMetaScorer(ctx.input("metarm").path, device=cfg.generation.device, max_length=cfg.metarm.max_length,
+    scorer = HFMetaScorer(metarm.path, device=cfg.generation.device, max_length=cfg.metarm.max_length,
                           batch_size=cfg.generation.batch_size)
     texts = [metarm_text(items[r["item_id"]], r["permutation"], r["completion"], tpl) for r in parsed]
     for r, s in zip(parsed, scorer(texts)):
@@ -43,9 +45,12 @@ def _first_per_subset(items: list[dict], n: int) -> list[dict]:
     return out
 
 
-def run(ctx: StageContext) -> StageOutput:
+@stage(group="evaluation", outputs={"judgments": TABLE}, config=MODEL_SECTIONS + ("judge", "metarm.max_length"),
+       models={"models": "judge.models"}, when={"metarm": lambda cfg: cfg.judge.meta_scores})
+def run(ctx: StageContext, items: ArtifactRef, grm: ArtifactRef, models: dict[str, ArtifactRef],
+        metarm: ArtifactRef | None = None) -> StageOutput:
     cfg, gen = ctx.config, ctx.config.generation
-    items = [r for r in ctx.store.read_rows(ctx.input("items")) if r["split"] == "eval"]
+    items = [r for r in ctx.store.read_rows(items) if r["split"] == "eval"]
     if cfg.judge.per_subset:
         items = _first_per_subset(items, cfg.judge.per_subset)
     if cfg.judge.max_items:
@@ -53,14 +58,14 @@ def run(ctx: StageContext) -> StageOutput:
     if not items:
         raise ValueError("judge: `items` has no eval items (configure an eval source or data.miniworld)")
     by_id = {i["item_id"]: i for i in items}
-    tpl = templates(cfg)
+    tpl = Templates.configured(cfg)
     plan = dict(seed=cfg.seed, templates=tpl, single_mode=cfg.prompts.single_eval)
     greedy = SamplingParams(temperature=0.0, max_new_tokens=gen.max_new_tokens)
     sampled = SamplingParams(temperature=cfg.judge.temperature, max_new_tokens=gen.max_new_tokens, top_p=gen.top_p)
 
     parts, sample_files, stats = [], [], {}
     for name in dict.fromkeys(["grm", *cfg.judge.models]):
-        spec = BackendSpec(ctx.input(name).path, gen, dtype=cfg.models.dtype, max_model_len=cfg.models.max_length)
+        spec = BackendSpec((models.get(name) or grm).path, gen, dtype=cfg.models.dtype, max_model_len=cfg.models.max_length)
         if name in cfg.judge.models:
             reqs, planned = judging.plan(items, k=1, tag=f"judge:{name}:greedy", **plan)
             run_g = sample_shards(ctx, f"{name}-greedy", "judgments", reqs,
@@ -80,8 +85,8 @@ def run(ctx: StageContext) -> StageOutput:
             w.add_parquet_file(f)
         for f in sample_files:
             rows = read_parquet_rows(f)
-            if cfg.judge.meta_scores and "metarm" in ctx.inputs:
-                _meta_scores(ctx, rows, by_id, tpl)
+            if metarm is not None:
+                _meta_scores(ctx, metarm, rows, by_id, tpl)
             w.write_rows(rows)
     lines = [f"**judge**: {len(items)} eval items -> {w.rows} judgments", "", "| part | prompts | rows | skipped prompts | seconds |",
              "|---|---|---|---|---|"]

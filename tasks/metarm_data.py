@@ -13,9 +13,11 @@ from collections import Counter
 from grm.judging import SKIPPED
 from grm.training.examples import heldout, metarm_text, trainable
 
+from grm.prompts import Templates
+from storage import ArtifactRef
 from tasks.base import StageContext, StageOutput
-from tasks.models import model_path
-from tasks.sampler import sample_judgments, templates
+from tasks.sampling import sample_judgments
+from tasks.stage import MODEL_SECTIONS, TABLE, stage
 
 
 def labeled(rows, by_id, origin: str, tmpl, fraction: float, seed: int) -> list[dict]:
@@ -37,19 +39,19 @@ def labeled(rows, by_id, origin: str, tmpl, fraction: float, seed: int) -> list[
     return out
 
 
-def run(ctx: StageContext) -> StageOutput:
+@stage(group="metarm", outputs={"metarm_data": TABLE},
+       config=MODEL_SECTIONS + ("metarm.fresh_samples", "metarm.temperature", "metarm.heldout_fraction"))
+def run(ctx: StageContext, items: ArtifactRef, rft_samples: ArtifactRef, grm: ArtifactRef) -> StageOutput:
     cfg = ctx.config
-    items_ref = ctx.inputs.get("items") or ctx.store.require("tables", "items", "run stage 'curate' first")
-    items = [i for i in ctx.store.read_rows(items_ref) if i["split"] == "train" and trainable(i)]
+    items = [i for i in ctx.store.read_rows(items) if i["split"] == "train" and trainable(i)]
     by_id = {i["item_id"]: i for i in items}
-    tmpl = templates(cfg)
+    tmpl = Templates.configured(cfg)
     frac = cfg.metarm.heldout_fraction
-    rft_ref = ctx.inputs.get("rft_samples") or ctx.store.require("tables", "rft_samples", "run stage 'rft_sample' first")
-    rft_rows = ctx.store.read_table(rft_ref, columns=["item_id", "sample_idx", "hinted", "permutation", "completion", "parse_status", "correct"]).to_pylist()
+    rft_rows = ctx.store.read_table(rft_samples, columns=["item_id", "sample_idx", "hinted", "permutation", "completion", "parse_status", "correct"]).to_pylist()
     rows = labeled(rft_rows, by_id, "rft", tmpl, frac, cfg.seed)
     if cfg.metarm.fresh_samples > 0:
         fresh = sample_judgments(
-            ctx, model_path(ctx, "grm"), items, k=cfg.metarm.fresh_samples, temperature=cfg.metarm.temperature, tag="metarm"
+            ctx, grm.path, items, k=cfg.metarm.fresh_samples, temperature=cfg.metarm.temperature, tag="metarm"
         )
         rows += labeled(fresh, by_id, "grm", tmpl, frac, cfg.seed)
     counts = Counter((r["origin"], r["split"], r["label"]) for r in rows)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from grm.training.launch import clear_checkpoints
 
+from storage import ArtifactRef
 from tasks.base import StageContext, StageOutput
-from tasks.models import model_path, publish_model, run_trainer
+from tasks.models import publish_model, run_trainer
+from tasks.stage import MODEL, stage
 
 
-def run(ctx: StageContext) -> StageOutput:
+@stage(group="metarm", outputs={"metarm": MODEL}, config=("seed", "models", "metarm.train", "metarm.max_length"),
+       models={"metarm_base": ("models.metarm_base", "models.base")})
+def run(ctx: StageContext, metarm_data: ArtifactRef, metarm_base: ArtifactRef) -> StageOutput:
     cfg = ctx.config
-    ref = ctx.inputs.get("metarm_data") or ctx.store.require("tables", "metarm_data", "run stage 'metarm_data' first")
+    ref = metarm_data
     rows = ctx.store.read_table(ref, columns=["text", "label", "split"]).to_pylist()
     train = [r for r in rows if r["split"] == "train"]
     if not train:
         raise ValueError(f"metarm_train: {ref.short} has no train rows")
-    base = model_path(ctx, "metarm_base")
     data = {
         "train": len(train),
         "train_positive": sum(r["label"] for r in train),
@@ -23,7 +26,7 @@ def run(ctx: StageContext) -> StageOutput:
         "metarm_data": ref.short,
     }
     result = run_trainer(
-        ctx, "metarm", base, cfg.metarm.train, {"max_length": cfg.metarm.max_length}, rows,
+        ctx, "metarm", metarm_base.path, cfg.metarm.train, {"max_length": cfg.metarm.max_length}, rows,
         description="Pointwise scalar classifier (one logit, binary cross-entropy) over GRM trajectories: "
         "the logit scores how likely a trajectory's scores are correct (paper Eq. 10).",
         card_data=data,

@@ -13,9 +13,10 @@ from grm import rules
 from grm.parsing import OK
 from grm.training.examples import trainable
 
+from storage import ArtifactRef
 from tasks.base import StageContext, StageOutput
-from tasks.models import model_path
-from tasks.sampler import sample_judgments
+from tasks.sampling import sample_judgments
+from tasks.stage import MODEL_SECTIONS, TABLE, stage
 
 
 def accept(rows: list[dict]) -> None:
@@ -71,13 +72,15 @@ def summary(rows: list[dict], n_items: int, untrainable: int) -> tuple[str, dict
     return "\n".join(lines) + "\n", metrics
 
 
-def run(ctx: StageContext) -> StageOutput:
+@stage(group="train", outputs={"rft_samples": TABLE},
+       config=MODEL_SECTIONS + ("rft.sampler", "rft.n_samples", "rft.hinted", "rft.temperature"),
+       models={"sampler": "rft.sampler"})
+def run(ctx: StageContext, items: ArtifactRef, sampler: ArtifactRef) -> StageOutput:
     cfg = ctx.config.rft
-    items_ref = ctx.inputs.get("items") or ctx.store.require("tables", "items", "run stage 'curate' first")
-    train = [i for i in ctx.store.read_rows(items_ref) if i["split"] == "train"]
+    train = [i for i in ctx.store.read_rows(items) if i["split"] == "train"]
     items = [i for i in train if trainable(i)]
     rows = sample_judgments(
-        ctx, model_path(ctx, cfg.sampler), items, k=cfg.n_samples, temperature=cfg.temperature, tag="rft", hinted=cfg.hinted
+        ctx, sampler.path, items, k=cfg.n_samples, temperature=cfg.temperature, tag="rft", hinted=cfg.hinted
     )
     by_id = {i["item_id"]: i for i in items}
     for r in rows:

@@ -15,9 +15,12 @@ from grm.training.examples import draws_per_item, grpo_rows, trainable
 from grm.training.grpo import read_rl_log
 from grm.training.launch import clear_checkpoints
 
+from grm.prompts import Templates
+from storage import ArtifactRef
 from tasks.base import StageContext, StageOutput
-from tasks.models import model_path, publish_model, run_trainer
-from tasks.sampler import sample_judgments, templates
+from tasks.models import publish_model, run_trainer
+from tasks.sampling import sample_judgments
+from tasks.stage import MODEL, MODEL_SECTIONS, TABLE, stage
 
 EASY_FILE = "too_easy.json"
 
@@ -45,19 +48,19 @@ def filter_too_easy(ctx: StageContext, reference: str, items: list[dict], memo) 
     return easy
 
 
-def run(ctx: StageContext) -> StageOutput:
+@stage(group="train", outputs={"grm": MODEL, "rl_log": TABLE}, config=MODEL_SECTIONS + ("rl",))
+def run(ctx: StageContext, items: ArtifactRef, rft: ArtifactRef) -> StageOutput:
     cfg = ctx.config
     rl = cfg.rl
-    items_ref = ctx.inputs.get("items") or ctx.store.require("tables", "items", "run stage 'curate' first")
-    items = [i for i in ctx.store.read_rows(items_ref) if i["split"] == "train" and trainable(i)]
-    reference = model_path(ctx, "rft")
+    items = [i for i in ctx.store.read_rows(items) if i["split"] == "train" and trainable(i)]
+    reference = rft.path
     job_dir = ctx.work_dir()
     easy = filter_too_easy(ctx, reference, items, job_dir / EASY_FILE)
     kept = [i for i in items if i["item_id"] not in easy]
     if not kept:
         raise ValueError(f"rl: all {len(items)} train items are too easy for the RFT model; nothing to learn from")
     draws = draws_per_item(len(kept), rl.train.max_steps, rl.train.batch_size // rl.group_size)
-    prompts = grpo_rows(kept, draws=draws, seed=cfg.seed, templates=templates(cfg))
+    prompts = grpo_rows(kept, draws=draws, seed=cfg.seed, templates=Templates.configured(cfg))
     card_data = {"train_items": len(items), "too_easy_dropped": len(easy), "rl_items": len(kept), "draws_per_item": draws}
     params = {
         "group_size": rl.group_size,

@@ -6,80 +6,123 @@ cached task; tests and scripts can call them directly.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 from grm.config import Config
-from storage import ArtifactRef, NoArtifact, Store
-from tasks.base import StageContext, StageOutput
-from tasks.cache_keys import code_version, file_fingerprint, model_fingerprint, stage_key
-from tasks.stages import PRODUCERS, StageSpec
+from storage import ArtifactRef, Store
+from tasks.base import MapJobs, StageContext, StageOutput, map_serially, stage_work_dir
+from tasks.cache_keys import code_version, external_data, external_model, stage_key
+from tasks.config_view import ConfigView
+from tasks.stage import TABLE, Stage
+from tasks.stages import COMMAND_TABLES, get_stage, graph, writer_of
 
 
 class MissingInput(RuntimeError):
     pass
 
 
-def _external(name: str, path: str, fingerprint: str) -> ArtifactRef:
-    return ArtifactRef("external", name, path, fingerprint)
+def model_reference(cfg: Config, value: str) -> str | None:
+    """The pipeline model a config value names ('scratch': the bootstrapped base; 'base': whatever models.base
+    names; 'rft', 'grm', ...: that stage's model), or None for a folder or hub id."""
+    if value == "base":
+        value = cfg.models.base
+    if value == "scratch":
+        return "base"
+    return value if value in graph().model_artifacts else None
 
 
-def resolve_inputs(spec: StageSpec, cfg: Config, store: Store, produced: Mapping[str, ArtifactRef]) -> dict[str, ArtifactRef]:
-    """Each input named by the spec: produced earlier in this run, else the newest artifact in the store,
-    else (for external inputs) the configured file or model, fingerprinted."""
-    out: dict[str, ArtifactRef] = {}
-    for name in spec.inputs(cfg):
-        if name == "sources":
-            for src in cfg.data.sources:
-                for i, p in enumerate(src.paths):
-                    path = cfg.resolve_path(p)
-                    fp = file_fingerprint(path) if Path(path).exists() else model_fingerprint(path)
-                    out[f"source:{src.name}:{i}"] = _external(src.name, path, fp)
-            continue
-        if name == "general_data":
-            path = cfg.resolve_path(cfg.rft.general_data)
-            out[name] = _external(name, path, file_fingerprint(path))
-            continue
-        if name in ("base", "metarm_base"):
-            model = cfg.models.base if name == "base" else (cfg.models.metarm_base or cfg.models.base)
-            made_here = ("scratch",) if name == "base" else ("scratch", "rft", "grm")  # models this pipeline makes
-            if model not in made_here:  # a folder or hub id
-                path = cfg.resolve_path(model)
-                out[name] = _external(name, path, model_fingerprint(path))
-                continue
-            name_in_store = "base" if model == "scratch" else model
+def _config_value(cfg: Config, path: str):
+    node = cfg
+    for part in path.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _artifact(name: str, store: Store, produced: Mapping[str, ArtifactRef]) -> ArtifactRef | None:
+    if name in produced:
+        return produced[name]
+    kind = TABLE if name in COMMAND_TABLES else graph().producers[name][1]
+    return store.newest(kind, name)
+
+
+def _model(spec: Stage, cfg: Config, value: str, store: Store, produced: Mapping[str, ArtifactRef]) -> ArtifactRef:
+    name = model_reference(cfg, value)
+    if name is None:
+        return external_model(value, cfg.resolve_path(value))
+    ref = _artifact(name, store, produced)
+    if ref is None:
+        raise MissingInput(
+            f"stage '{spec.name}' needs model '{name}', which has no artifact in store {store.root}: run "
+            f"{writer_of(name)} first (or the whole pipeline)"
+        )
+    return ref
+
+
+def resolve_inputs(spec: Stage, cfg: Config, store: Store, produced: Mapping[str, ArtifactRef]) -> dict[str, Any]:
+    """Each of the stage's inputs, by parameter name: produced earlier in this run, else the newest artifact in
+    the store; models and files named by the config; external inputs by their declared resolver. An optional
+    input whose ``when`` is false (or whose file is not configured, or whose command table is absent) is None."""
+    out: dict[str, Any] = {}
+    for name in spec.inputs:
+        if name in spec.when and not spec.when[name](cfg):
+            out[name] = None
+        elif name in spec.external:
+            out[name] = spec.external[name](cfg, store)
+        elif name in spec.files:
+            value = _config_value(cfg, spec.files[name])
+            out[name] = external_data(name, cfg.resolve_path(value)) if value else None
+        elif name in spec.models:
+            paths = spec.models[name]
+            values = [_config_value(cfg, p) for p in ((paths,) if isinstance(paths, str) else paths)]
+            value = next(v for v in values if v)  # the first one set
+            if isinstance(value, (list, tuple)):
+                out[name] = {v: _model(spec, cfg, v, store, produced) for v in dict.fromkeys(value)}
+            else:
+                out[name] = _model(spec, cfg, value, store, produced)
         else:
-            name_in_store = name
-        stage, kind, artifact = PRODUCERS[name_in_store]
-        ref = produced.get(name_in_store) or store.newest(kind, artifact)
-        if ref is None:
-            raise MissingInput(
-                f"stage '{spec.name}' needs '{name_in_store}', which has no artifact in store {store.root}: "
-                f"run stage '{stage}' first (or the whole pipeline)"
-            )
-        out[name] = ref
+            ref = _artifact(name, store, produced)
+            if ref is None and name not in spec.optional:
+                raise MissingInput(
+                    f"stage '{spec.name}' needs '{name}', which has no artifact in store {store.root}: run "
+                    f"{writer_of(name)} first (or the whole pipeline)"
+                )
+            out[name] = ref
     return out
+
+
+def input_refs(inputs: Mapping[str, Any]) -> dict[str, ArtifactRef]:
+    """The inputs flattened to named artifact references (for cache keys and manifests)."""
+    refs: dict[str, ArtifactRef] = {}
+    for name, value in inputs.items():
+        if isinstance(value, ArtifactRef):
+            refs[name] = value
+        elif isinstance(value, Mapping):
+            refs.update({f"{name}:{k}": v for k, v in value.items()})
+    return refs
 
 
 @dataclass
 class PreparedStage:
-    spec: StageSpec
-    inputs: dict[str, ArtifactRef]
+    spec: Stage
+    inputs: dict[str, Any]
     cache_key: str
     config_hash: str
     code: str
 
+    def work_dir(self, store: Store) -> Path:
+        return stage_work_dir(store, self.spec.name, self.cache_key)
 
-def prepare(spec: StageSpec, cfg: Config, store: Store, produced: Mapping[str, ArtifactRef]) -> PreparedStage:
+
+def prepare(spec: Stage, cfg: Config, store: Store, produced: Mapping[str, ArtifactRef]) -> PreparedStage:
     inputs = resolve_inputs(spec, cfg, store, produced)
     code = code_version(spec.module)
-    key, config_hash = stage_key(spec.name, cfg, spec.sections, inputs, code, str(store.root))
+    key, config_hash = stage_key(spec.name, cfg, spec.config, input_refs(inputs), code, str(store.root))
     return PreparedStage(spec, inputs, key, config_hash, code)
 
 
@@ -103,24 +146,36 @@ def execute(
     *,
     logger: logging.Logger | None = None,
     progress: Callable[[int, int], None] | None = None,
+    map_jobs: MapJobs | None = None,
 ) -> StageOutput:
+    spec = prepared.spec
     ctx = StageContext(
-        stage=prepared.spec.name,
+        stage=spec.name,
         store=store,
-        config=cfg,
-        inputs=prepared.inputs,
+        config=ConfigView(cfg, spec.config, spec.name),  # type: ignore[arg-type]
+        inputs=input_refs(prepared.inputs),
         cache_key=prepared.cache_key,
         config_hash=prepared.config_hash,
         code_version=prepared.code,
         logger=logger or logging.getLogger(f"grm.{prepared.spec.name}"),
         progress=progress,
+        map_jobs=map_jobs or map_serially,
     )
-    module = importlib.import_module(prepared.spec.module)
-    out = module.run(ctx)
+    out = spec.run(ctx, **prepared.inputs)
+    missing = [a for a in spec.outputs if a not in out.artifacts]
+    if missing:
+        raise RuntimeError(f"stage '{spec.name}' did not publish {missing}")
     _index_path(store, prepared.spec.name, prepared.cache_key).write_text(
         json.dumps({"paths": [r.path for r in out.artifacts.values()]})
     )
     return out
+
+
+def run_stage(name: str, cfg: Config, store: Store, produced: Mapping[str, ArtifactRef] | None = None,
+              **execute_options) -> StageOutput:
+    """Prepare and execute one stage outside any orchestrator (tests, scripts): its inputs from ``produced``,
+    else from the store."""
+    return execute(prepare(get_stage(name), cfg, store, produced or {}), cfg, store, **execute_options)
 
 
 @dataclass

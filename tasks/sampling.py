@@ -1,4 +1,5 @@
-"""Sharded, resumable sampling shared by the stages that generate (rft_sample, metarm_data, judge).
+"""Sharded, resumable sampling shared by the stages that generate (rft_sample, rl's too-easy filter,
+metarm_data, judge); docs/design.md, "Sampling".
 
 The requests are split into shards of ``generation.shard_size`` prompts. The shards are mapped over the
 configured Prefect task runner (threads, or Ray workers); a shard job only generates. As each shard comes
@@ -9,6 +10,9 @@ killed) fails the stage with its message after the other shards have finished an
 
 A backend is built once per process (threads share it; each Ray worker builds its own) and reused across
 shards: engines such as vLLM take tens of seconds to start.
+
+``sample_judgments`` is the training stages' entry: GRM judgments of items planned by
+grm.sampling_plan (per-sample shuffled orders, optional hinted sample), scored by Eq. 10.
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
-
+from typing import Callable, Mapping, Sequence
 
 from grm.config import GenerationConfig
 from grm.generation import Backend, Request, Result, SamplingParams, make_backend
+from grm import judging
 from grm.judging import PlannedSample, collect
+from grm.prompts import Templates
 from storage import ArtifactRef
-from storage.store import parquet_rows, write_shard
+from storage.store import parquet_rows, read_parquet_rows, write_shard
 from tasks.base import StageContext
 
 RowsFn = Callable[[Sequence[Result], Sequence[Request]], list[dict]]
@@ -143,14 +148,12 @@ def sample_shards(
     todo = [i for i, f in enumerate(files) if not f.exists()]
     ctx.logger.info("sampling %s: %d prompts in %d shards, %d to do", name, len(requests), len(shards), len(todo))
 
-    from flows.shard_map import map_jobs  # orchestration lives in flows/; imported here, where it is used
-
     failures: list[str] = []
     log: list[dict] = []
     jobs = [(spec, shards[i], params) for i in todo]
     done = len(shards) - len(todo)
     try:
-        for j, out, err in map_jobs(generate_shard, jobs, gen.task_runner, name=f"sample-{name}"):
+        for j, out, err in ctx.map_jobs(generate_shard, jobs, gen.task_runner, name=f"sample-{name}"):
             i = todo[j]
             if err is not None:
                 failures.append(f"shard {i} ({len(shards[i])} prompts): {type(err).__name__}: {err}")
@@ -212,3 +215,32 @@ def _skipped_prompts(log_path, n_shards: int) -> int:
         if e["shard"] < n_shards:
             last[e["shard"]] = e["skipped_prompts"]
     return sum(last.values())
+
+
+def sample_judgments(
+    ctx: StageContext,
+    model: str,
+    items: Sequence[Mapping],
+    *,
+    k: int,
+    temperature: float,
+    tag: str,
+    hinted: bool = False,
+) -> list[dict]:
+    """k shuffled non-hinted samples per item (plus one hinted sample when asked), scored by Eq. 10: the rows
+    of grm.judging, with the columns the training stages use."""
+    cfg = ctx.config
+    requests, planned = judging.plan(
+        items, k=k, seed=cfg.seed, templates=Templates.configured(cfg), tag=tag, hinted=hinted, single_mode="binary"
+    )
+    if not requests:
+        return []
+    params = SamplingParams(temperature=temperature, max_new_tokens=cfg.generation.max_new_tokens, top_p=cfg.generation.top_p)
+    ctx.logger.info("%s: sampling %d requests (%d samples) with %s", ctx.stage, len(requests), len(planned), model)
+    spec = BackendSpec(model, cfg.generation, dtype=cfg.models.dtype, max_model_len=cfg.models.max_length)
+    by_id = {i["item_id"]: i for i in items}
+    # shards hold rft_samples' columns (a superset of grm.judging's rows); the stage decides acceptance after
+    run = sample_shards(ctx, tag, "rft_samples", requests, planned_rows(planned, by_id), spec, params)
+    keep = ("item_id", "sample_idx", "hinted", "seed", "permutation", "prompt", "completion", "scores", "parse_status",
+            "principles", "critique", "correct")
+    return [{k: row[k] for k in keep} for f in run.files for row in read_parquet_rows(f)]

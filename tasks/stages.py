@@ -1,109 +1,135 @@
-"""The DAG of DESIGN.md §3 as data: what each stage reads (config paths and artifacts) and writes.
+"""The stage graph (docs/design.md, "The DAG"), derived from each stage's own declaration.
 
-The flow runs these specs in order; ``tasks/runner.py`` resolves their inputs and cache keys. A stage's code
-is the module ``tasks.<name>`` with ``run(ctx) -> StageOutput``.
+A stage is a module whose ``run`` carries a ``@stage(...)`` declaration (tasks/stage.py). Registering it is one
+line in ``STAGE_MODULES``; the DAG order check, producers, groups, cache-key sections and the README's DAG
+table are all derived here from the declarations.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Callable
+from functools import lru_cache
 
 from grm.config import Config
+from tasks.stage import MODEL, Stage, always
 
-_MODEL_SECTIONS = ("seed", "models", "prompts", "generation")
+# Registration, in run order (an input must be produced by an earlier stage: checked on load).
+STAGE_MODULES = [
+    "tasks.curate",
+    "tasks.bootstrap",
+    "tasks.rft_sample",
+    "tasks.rft_train",
+    "tasks.rl",
+    "tasks.metarm_data",
+    "tasks.metarm_train",
+    "tasks.judge",
+    "tasks.evaluate",
+]
+
+# Tables written by a command rather than a stage, which a stage may read as an input.
+COMMAND_TABLES = {"imports": "grm data import"}
 
 
 @dataclass(frozen=True)
-class StageSpec:
-    name: str
-    sections: tuple[str, ...]  # dotted config paths whose values enter the cache key
-    inputs: Callable[[Config], tuple[str, ...]]  # names of the artifacts it reads (see PRODUCERS)
-    outputs: tuple[tuple[str, str], ...]  # (kind, artifact name) it publishes
-    enabled: Callable[[Config], bool] = lambda cfg: True
+class Graph:
+    stages: tuple[Stage, ...]
+    producers: dict[str, tuple[Stage, str]]  # artifact -> (stage that publishes it, store kind)
 
     @property
-    def module(self) -> str:
-        return f"tasks.{self.name}"
+    def by_name(self) -> dict[str, Stage]:
+        return {s.name: s for s in self.stages}
+
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        out: dict[str, tuple[str, ...]] = {}
+        for s in self.stages:
+            out[s.group] = out.get(s.group, ()) + (s.name,)
+        return out
+
+    @property
+    def model_artifacts(self) -> tuple[str, ...]:
+        return tuple(a for a, (_, kind) in self.producers.items() if kind == MODEL)
 
 
-def _scratch(cfg: Config) -> bool:
-    return cfg.models.base == "scratch"
+def _check(stages: tuple[Stage, ...]) -> dict[str, tuple[Stage, str]]:
+    producers: dict[str, tuple[Stage, str]] = {}
+    for s in stages:
+        bound_elsewhere = set(s.models) | set(s.files) | set(s.external)
+        for name in s.inputs:
+            if name in bound_elsewhere or name in COMMAND_TABLES or name in producers:
+                continue
+            raise TypeError(
+                f"stage '{s.name}' ({s.module}): input '{name}' is no artifact of an earlier stage and is not declared "
+                "in models=, files= or external="
+            )
+        for name, kind in s.outputs.items():
+            if name in producers:
+                raise TypeError(f"artifact '{name}' is published by both '{producers[name][0].name}' and '{s.name}'")
+            producers[name] = (s, kind)
+    groups = {s.group for s in stages}
+    clash = groups & {s.name for s in stages}
+    if clash:
+        raise TypeError(f"group names must differ from stage names: {sorted(clash)}")
+    return producers
 
 
-def _judge_inputs(cfg: Config) -> tuple[str, ...]:
-    models = tuple(dict.fromkeys(("grm",) + tuple(cfg.judge.models)))
-    return ("items",) + models + (("metarm",) if cfg.judge.meta_scores else ())
+@lru_cache(maxsize=1)
+def graph() -> Graph:
+    """The registered stages (imported on first use) and who produces what."""
+    stages = tuple(importlib.import_module(m).run.stage for m in STAGE_MODULES)
+    return Graph(stages, _check(stages))
 
 
-STAGES: tuple[StageSpec, ...] = (
-    StageSpec("curate", ("seed", "data"), lambda c: ("sources",), (("tables", "items"), ("tables", "quarantine"))),
-    StageSpec(
-        "bootstrap",
-        ("seed", "models", "prompts", "data.miniworld", "bootstrap"),
-        lambda c: (),
-        (("models", "base"),),
-        enabled=_scratch,
-    ),
-    StageSpec(
-        "rft_sample",
-        _MODEL_SECTIONS + ("rft.sampler", "rft.n_samples", "rft.hinted", "rft.temperature"),
-        lambda c: ("items", "base"),
-        (("tables", "rft_samples"),),
-    ),
-    StageSpec(
-        "rft_train",
-        ("seed", "models", "prompts", "rft.train", "rft.general_ratio"),
-        lambda c: ("rft_samples", "items", "base") + (("general_data",) if c.rft.general_data else ()),
-        (("models", "rft"),),
-    ),
-    StageSpec("rl", _MODEL_SECTIONS + ("rl",), lambda c: ("items", "rft"), (("models", "grm"), ("tables", "rl_log"))),
-    StageSpec(
-        "metarm_data",
-        _MODEL_SECTIONS + ("metarm.fresh_samples", "metarm.temperature", "metarm.heldout_fraction"),
-        lambda c: ("items", "rft_samples", "grm"),
-        (("tables", "metarm_data"),),
-    ),
-    StageSpec(
-        "metarm_train",
-        ("seed", "models", "metarm.train", "metarm.max_length"),
-        lambda c: ("metarm_data", "metarm_base"),
-        (("models", "metarm"),),
-    ),
-    StageSpec("judge", _MODEL_SECTIONS + ("judge",), _judge_inputs, (("tables", "judgments"),)),
-    StageSpec(
-        "evaluate",
-        ("evaluate", "judge.k_max", "prompts.single_eval"),
-        lambda c: ("items", "judgments"),
-        (("tables", "results"), ("files", "plots")),
-    ),
-)
-
-BY_NAME = {s.name: s for s in STAGES}
-
-# Which stage publishes each named artifact, and under which (kind, name) in the store.
-PRODUCERS: dict[str, tuple[str, str, str]] = {
-    "items": ("curate", "tables", "items"),
-    "quarantine": ("curate", "tables", "quarantine"),
-    "base": ("bootstrap", "models", "base"),
-    "rft_samples": ("rft_sample", "tables", "rft_samples"),
-    "rft": ("rft_train", "models", "rft"),
-    "grm": ("rl", "models", "grm"),
-    "rl_log": ("rl", "tables", "rl_log"),
-    "metarm_data": ("metarm_data", "tables", "metarm_data"),
-    "metarm": ("metarm_train", "models", "metarm"),
-    "judgments": ("judge", "tables", "judgments"),
-    "results": ("evaluate", "tables", "results"),
-    "plots": ("evaluate", "files", "plots"),
-}
+def enabled_stages(cfg: Config) -> list[Stage]:
+    return [s for s in graph().stages if s.enabled(cfg)]
 
 
-def enabled_stages(cfg: Config) -> list[StageSpec]:
-    return [s for s in STAGES if s.enabled(cfg)]
-
-
-def stage(name: str) -> StageSpec:
+def get_stage(name: str) -> Stage:
     try:
-        return BY_NAME[name]
+        return graph().by_name[name]
     except KeyError:
-        raise ValueError(f"unknown stage {name!r}; stages: {', '.join(BY_NAME)}") from None
+        raise ValueError(f"unknown stage {name!r}; stages: {', '.join(graph().by_name)}") from None
+
+
+def select(names: list[str] | None) -> set[str]:
+    """Stage names for ``--only``: each a stage or a group name. An unknown name fails, listing both."""
+    g = graph()
+    out: set[str] = set()
+    for n in names or []:
+        if n in g.by_name:
+            out.add(n)
+        elif n in g.groups:
+            out.update(g.groups[n])
+        else:
+            raise ValueError(
+                f"unknown stage or group {n!r}; stages: {', '.join(g.by_name)}; groups: {', '.join(g.groups)}"
+            )
+    return out
+
+
+def writer_of(artifact: str) -> str:
+    """Who publishes an artifact (a stage, or a command), for "run X first" messages."""
+    if artifact in COMMAND_TABLES:
+        return f"the `{COMMAND_TABLES[artifact]}` command"
+    if artifact == "runs":
+        return "every `grm run`"
+    prod = graph().producers.get(artifact)
+    return f"stage '{prod[0].name}'" if prod else "no stage"
+
+
+def dag_table() -> str:
+    """The README's DAG table, one row per stage (tests/test_stages.py checks the README holds it)."""
+    lines = ["| stage | group | inputs | outputs | config it reads |", "|---|---|---|---|---|"]
+    for s in graph().stages:
+        when = "" if s.enabled is always else f" ({(s.enabled.__doc__ or 'conditional').strip()})"
+        outputs = ", ".join(f"{kind}/{name}" for name, kind in s.outputs.items())
+        lines.append(
+            f"| `{s.name}`{when} | {s.group} | {', '.join(s.describe_inputs()) or '-'} | {outputs} | "
+            f"{', '.join(f'`{c}`' for c in s.config)} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(dag_table())

@@ -39,7 +39,10 @@ def run(store: str, model_dir: str, runner: str = "threads", workers: int = 1, n
         backend="hf", device="cpu", shard_size=shard_size, batch_size=4,
         task_runner=TaskRunnerConfig(kind=runner, workers=workers),
     )
-    ctx = StageContext("judge", Store(store), None, cache_key="testkey", logger=logging.getLogger("test"))
+    from flows.shard_map import map_jobs  # the pipeline's task-runner mapping (threads or Ray)
+
+    ctx = StageContext("judge", Store(store), None, cache_key="testkey", logger=logging.getLogger("test"),
+                       map_jobs=map_jobs)
     spec = BackendSpec(model_dir, gen, max_model_len=model_len)
     params = SamplingParams(temperature=1.0, max_new_tokens=max_new_tokens)
     rows = planned_rows(planned, {it["item_id"]: it for it in items}, model="grm", decoding="sample")

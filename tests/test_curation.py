@@ -129,22 +129,37 @@ def test_real_overlap_realcritic_and_gsm8k_solutions_are_gsm8k_test_questions(re
     assert len(dropped) == sum(report.contaminated.values()) and len(kept) + len(dropped) == len(rows)
 
 
-def test_cli_import_appends_to_items_without_duplicates(tmp_path, capsys):
+def test_cli_import_registers_a_source_that_curate_reads(tmp_path, capsys):
+    """`grm data import` writes no items itself: it registers the source, and `curate` (the one writer of
+    `items`) imports it beside the config's sources, deduplicated; each further import changes what curate makes."""
+    from grm.config import parse_config
+    from storage import Store
+    from tasks.runner import run_stage
+
     data = tmp_path / "mine.jsonl"
     data.write_text("".join(json.dumps({"query": f"q{i}", "chosen": "a", "rejected": "b"}) + "\n" for i in range(5)))
     more = tmp_path / "more.jsonl"
     more.write_text("".join(json.dumps({"query": f"q{i}", "chosen": "a", "rejected": "b"}) + "\n" for i in range(3, 8)))
     store = str(tmp_path / "store")
     assert main(["data", "import", "--format", "generic", "--name", "mine", "--store", store, str(data)]) == 0
+    assert "read         5" in capsys.readouterr().out
+    assert Store(store).table("items") is None  # nothing curated yet
+
+    def curated() -> list[tuple]:
+        assert main(["sql", "--store", store, "--format", "csv",
+                     "select source, split, count(*) as n from items group by all order by source"]) == 0
+        return capsys.readouterr().out.strip().splitlines()[1:]
+
+    run_stage("curate", parse_config({}), Store(store))
+    assert curated() == ["mine,train,5"]
     assert main(["data", "import", "--format", "generic", "--name", "mine", "--store", store, str(more)]) == 0
-    out = capsys.readouterr().out
-    assert "already in the store: 2 item(s)" in out and "items table now holds 8 items" in out
     assert main(["data", "import", "--format", "generic", "--name", "other", "--split", "eval", "--store", store,
-                 str(data)]) == 0
+                 str(tmp_path / "mine.jsonl")]) == 0
     capsys.readouterr()
-    assert main(["sql", "--store", store, "--format", "csv",
-                 "select source, split, count(*) as n from items group by all order by source"]) == 0
-    assert capsys.readouterr().out.strip().splitlines() == ["source,split,n", "mine,train,8", "other,eval,5"]
+    run_stage("curate", parse_config({"data": {"decontamination": {"action": "flag"}}}), Store(store))
+    assert curated() == ["mine,train,8", "other,eval,5"]  # q3, q4 read twice: kept once
+    assert main(["data", "import", "--format", "llmbar", "--name", "mine", "--store", store, str(data)]) == 2
+    assert "registered as generic (train)" in capsys.readouterr().err
     assert main(["data", "formats"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("rm_bench ") for line in lines) and any(line.startswith("generic ") for line in lines)
@@ -159,11 +174,10 @@ def stage_config(sources, **data):
 
 def run_stage(tmp_path, config):
     from storage import Store
-    from tasks import curate as curate_stage
-    from tasks.base import StageContext
+    from tasks.runner import run_stage
 
     store = Store(tmp_path / "store")
-    return store, curate_stage.run(StageContext("curate", store, config, config_hash="h"))
+    return store, run_stage("curate", config, store)
 
 
 def test_curate_stage_writes_items_quarantine_and_a_summary(tmp_path):

@@ -108,7 +108,11 @@ def test_cli_import_prints_the_accounting(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"read         {len(BROKEN_LINES)}" in out and "imported     1" in out
     assert "quarantined  14" in out and "non_text" in out and "invalid_json" in out and "duplicates   1" in out
+    from grm.config import parse_config
+    from tasks.runner import run_stage
+
     s = Store(store)
-    assert len(s.read_rows(s.table("quarantine"))) == 14
+    run_stage("curate", parse_config({}), s)  # curate imports the registered source, with its --max-chars
+    assert len(s.read_rows(s.table("quarantine"))) == 14 and len(s.read_rows(s.table("items"))) == 1
     assert main(["data", "import", "--format", "llmbar", "--store", str(store), str(tmp_path / "nope.json")]) == 2
     assert "nope.json: no such file" in capsys.readouterr().err

@@ -89,10 +89,12 @@ def test_curate_stage_writes_items_and_quarantine_queryable_by_sql(shared_data, 
                     "paths": [str(shared_data / "realcritic/data/mix_data")]})
     # the same items as the eval source, under another name: contaminated, so dropped by default
     config = parse_config({"data": {"sources": sources}})
-    from tasks import curate
+    from tasks.runner import execute, prepare
+    from tasks.stages import get_stage
 
     store = Store(tmp_path / "store")
-    out = curate.run(StageContext("curate", store, config, config_hash="c0"))
+    prepared = prepare(get_stage("curate"), config, store, {})
+    out = execute(prepared, config, store)
     assert set(out.artifacts) == {"items", "quarantine"}
     assert "| pandalm | pandalm | eval | 999 |" in out.summary_md
     assert "| realcritic_train | realcritic | 1903 |" in out.summary_md  # every train row overlaps the eval copy
@@ -107,4 +109,4 @@ def test_curate_stage_writes_items_and_quarantine_queryable_by_sql(shared_data, 
     assert reasons[("realcritic_train", "contaminated")] == 1903
     assert reasons[("pandalm", "tie")] == 105
     manifest = store.manifest(out.artifacts["items"])
-    assert manifest["config_hash"] == "c0" and manifest["extra"]["curation"]["items"] == sum(counts.values())
+    assert manifest["config_hash"] == prepared.config_hash and manifest["extra"]["curation"]["items"] == sum(counts.values())

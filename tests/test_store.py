@@ -116,7 +116,7 @@ def test_metarm_base_resolves_to_the_configured_model(tmp_path):
     """models.metarm_base: unset -> the bootstrapped base; 'rft' -> the pipeline's RFT model (a cache input)."""
     from grm.config import load_config
     from tasks.runner import resolve_inputs
-    from tasks.stages import stage
+    from tasks.stages import get_stage
 
     root = Path(__file__).resolve().parents[1]
     store = Store(tmp_path / "store")
@@ -127,7 +127,7 @@ def test_metarm_base_resolves_to_the_configured_model(tmp_path):
         refs[name] = store.publish_folder("models", name, folder)
     store.write_table("metarm_data", [{"item_id": "a", "sample_idx": 0, "text": "t", "label": 1, "origin": "grm",
                                        "split": "train"}])
-    spec = stage("metarm_train")
+    spec = get_stage("metarm_train")
     default = resolve_inputs(spec, load_config(root / "configs" / "tiny.yaml"), store, {})
     assert default["metarm_base"] == refs["base"]
     rft = resolve_inputs(spec, load_config(root / "configs" / "tiny.yaml", ["models.metarm_base=rft"]), store, {})
@@ -141,7 +141,7 @@ def test_a_metarm_base_folder_resolves_against_the_config_folder(tmp_path):
 
     from grm.config import load_config
     from tasks.runner import resolve_inputs
-    from tasks.stages import stage
+    from tasks.stages import get_stage
 
     root = Path(__file__).resolve().parents[1]
     folder = tmp_path / "my-meta-base"
@@ -152,5 +152,5 @@ def test_a_metarm_base_folder_resolves_against_the_config_folder(tmp_path):
     store.write_table("metarm_data", [{"item_id": "a", "sample_idx": 0, "text": "t", "label": 1, "origin": "grm",
                                        "split": "train"}])
     cfg = load_config(root / "configs" / "tiny.yaml", [f"models.metarm_base={rel}"])
-    ref = resolve_inputs(stage("metarm_train"), cfg, store, {})["metarm_base"]
+    ref = resolve_inputs(get_stage("metarm_train"), cfg, store, {})["metarm_base"]
     assert ref.kind == "external" and Path(ref.path) == folder

@@ -23,7 +23,8 @@ from grm.training import launch
 from grm.training.grpo import read_completions
 from grm.training.jobs import job_paths
 from storage import Store
-from tasks.base import StageContext
+from tasks.runner import execute, prepare
+from tasks.stages import get_stage
 
 RESPONSE = re.compile(r"\[Start of Response (\d+)\]\n(.*?)\n\[End of Response \1\]", re.S)
 HINT = re.compile(r"The best response is: Response (\d+)")
@@ -119,8 +120,14 @@ def scripted_sampling(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
-def ctx(env, stage, key="k"):
-    return StageContext(stage=stage, store=env["store"], config=env["cfg"], cache_key=f"{stage}-{key}")
+def prepared(env, stage, store=None):
+    return prepare(get_stage(stage), env["cfg"], store or env["store"], {})
+
+
+def run_stage(env, stage, store=None):
+    """The stage through the runner, as the pipeline runs it (inputs from the store)."""
+    store = store or env["store"]
+    return execute(prepared(env, stage, store), env["cfg"], store)
 
 
 def _weights(path, cls_name="AutoModelForCausalLM"):
@@ -135,9 +142,7 @@ def _changed(a, b):
 
 
 def test_rft_sample_accepts_by_the_rules(env):
-    from tasks import rft_sample
-
-    out = rft_sample.run(ctx(env, "rft_sample"))
+    out = run_stage(env, "rft_sample")
     rows = env["store"].read_rows(out.artifacts["rft_samples"])
     by = lambda iid: sorted((r for r in rows if r["item_id"] == iid), key=lambda r: r["sample_idx"])
     assert {r["item_id"] for r in rows} == {i["item_id"] for i in ITEMS} - {"graded"}
@@ -164,21 +169,18 @@ def test_rft_sample_accepts_by_the_rules(env):
 def test_rft_sample_runs_on_the_configured_backend(env, monkeypatch, tmp_path):
     """The same stage with the real (hf) backend on the tiny model: every planned trajectory is written."""
     from grm import generation
-    from tasks import rft_sample
 
     monkeypatch.setattr("tasks.sampling.make_backend", generation.make_backend)
-    c = StageContext(stage="rft_sample", store=Store(tmp_path), config=env["cfg"], cache_key="hf")
-    c.store.write_table("items", ITEMS[:4] + ITEMS[-3:])
-    rows = c.store.read_rows(rft_sample.run(c).artifacts["rft_samples"])
+    store = Store(tmp_path)
+    store.write_table("items", ITEMS[:4] + ITEMS[-3:])
+    rows = store.read_rows(run_stage(env, "rft_sample", store).artifacts["rft_samples"])
     assert len(rows) == 6 * 3 + 4  # graded item left out; one hinted sample per item with a best response
     assert all(r["completion"] and r["parse_status"] and r["accepted"] is not None for r in rows)
     assert all(r["reject_reason"] is None for r in rows if r["accepted"])
 
 
 def test_rft_train_fine_tunes_on_accepted_samples(env, tiny_model_dir):
-    from tasks import rft_train
-
-    out = rft_train.run(ctx(env, "rft_train"))
+    out = run_stage(env, "rft_train")
     folder = out.artifacts["rft"].path
     assert _changed(_weights(str(tiny_model_dir)), _weights(folder))
     card = (Path(folder) / "README.md").read_text()
@@ -192,7 +194,7 @@ def test_rft_train_fine_tunes_on_accepted_samples(env, tiny_model_dir):
     from grm.training import sft
     from grm.training.jobs import read_job
 
-    job_dir = ctx(env, "rft_train").work_dir()
+    job_dir = prepared(env, "rft_train").work_dir(env["store"])
     trainer, _ = sft.build_trainer({**read_job(job_dir), "job_dir": str(job_dir)})
     tok = trainer.processing_class
     seen = 0
@@ -207,12 +209,9 @@ def test_rft_train_fine_tunes_on_accepted_samples(env, tiny_model_dir):
 
 
 def test_rl_drops_too_easy_items_resumes_after_a_kill_and_logs_the_core_reward(env, monkeypatch):
-    from tasks import rl
-
-    stage_ctx = ctx(env, "rl")
-    job_dir = stage_ctx.work_dir()
+    job_dir = prepared(env, "rl").work_dir(env["store"])
     errors = []
-    worker = threading.Thread(target=lambda: _capture(errors, rl.run, stage_ctx))
+    worker = threading.Thread(target=lambda: _capture(errors, run_stage, env, "rl"))
     worker.start()
     deadline = time.time() + 240
     while time.time() < deadline and not (job_paths(job_dir)["checkpoints"] / "checkpoint-2" / "trainer_state.json").is_file():
@@ -228,7 +227,7 @@ def test_rl_drops_too_easy_items_resumes_after_a_kill_and_logs_the_core_reward(e
         raise AssertionError("the rerun sampled the too-easy filter again")
 
     monkeypatch.setattr("tasks.sampling.make_backend", no_sampling)
-    out = rl.run(ctx(env, "rl"))  # same cache key: same job folder, resumes
+    out = run_stage(env, "rl")  # same cache key: same job folder, resumes
     m = out.metrics
     assert 2 <= m["resumed_from_step"] < RL_STEPS and m["steps"] == RL_STEPS
     log = env["store"].read_rows(out.artifacts["rl_log"])
@@ -253,7 +252,7 @@ def test_rl_drops_too_easy_items_resumes_after_a_kill_and_logs_the_core_reward(e
             recomputed.append(rules.rl_reward(scores, **truth))
         assert recomputed == [c["reward"] for c in rows]
         assert step["reward_mean"] == pytest.approx(sum(recomputed) / len(recomputed), abs=1e-6)
-    assert _changed(_weights(ctx(env, "x").store.newest("models", "rft").path), _weights(out.artifacts["grm"].path))
+    assert _changed(_weights(env["store"].newest("models", "rft").path), _weights(out.artifacts["grm"].path))
 
 
 def _capture(errors, fn, *args):
@@ -268,9 +267,7 @@ def test_metarm_data_and_train_bce_on_stored_labels(env):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from grm.training.metarm import encode
-    from tasks import metarm_data, metarm_train
-
-    data = metarm_data.run(ctx(env, "metarm_data"))
+    data = run_stage(env, "metarm_data")
     rows = env["store"].read_rows(data.artifacts["metarm_data"])
     assert {r["origin"] for r in rows} == {"rft", "grm"} and {r["label"] for r in rows} == {0, 1}
     assert not any(r["item_id"] == "graded" for r in rows)
@@ -279,7 +276,7 @@ def test_metarm_data_and_train_bce_on_stored_labels(env):
         sides.setdefault(r["item_id"], set()).add(r["split"])
     assert all(len(s) == 1 for s in sides.values()) and {"train", "heldout"} <= set().union(*sides.values())
 
-    out = metarm_train.run(ctx(env, "metarm_train"))
+    out = run_stage(env, "metarm_train")
     folder = out.artifacts["metarm"].path
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     tok = AutoTokenizer.from_pretrained(folder)
@@ -300,7 +297,7 @@ def test_metarm_data_and_train_bce_on_stored_labels(env):
     trained = {k: v for k, v in model.state_dict().items()}
     assert any(not (base[k] == trained[k]).all() for k in base if k in trained and not k.startswith("score"))
     # Same data, same seed, same meta RM: the new score head is drawn from the seed too.
-    again = AutoModelForSequenceClassification.from_pretrained(metarm_train.run(ctx(env, "metarm_train")).artifacts["metarm"].path)
+    again = AutoModelForSequenceClassification.from_pretrained(run_stage(env, "metarm_train").artifacts["metarm"].path)
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in trained.items())
 
 
