@@ -14,9 +14,11 @@ import random
 import tempfile
 import time
 
-from grm import benchmarks as B
+from grm.evaluation.methods import k_grid, k_meta_grid, methods_for
+from grm.evaluation.results import results_table
+from grm.evaluation.sql import evaluate_judgments
 from storage import Store
-from storage.evaluation import evaluate_store, methods_for
+from storage.sql import connect
 
 
 def synthetic(n_items: int, k: int, seed: int = 0):
@@ -52,10 +54,11 @@ def main() -> None:
         t0 = time.perf_counter()
         iref, jref = store.write_table("items", items), store.write_table("judgments", judgments)
         t1 = time.perf_counter()
-        ks = B.k_grid(args.k)
-        methods = methods_for(ks, {k: B.k_meta_grid(k, [1]) for k in ks})
-        data = evaluate_store(store, jref, iref, methods)
-        rows = B.result_rows(data.aggregates, data.roc_inputs, data.cells, data.groups) + B.bias_result_rows(data.bias_rows)
+        ks = k_grid(args.k)
+        methods = methods_for(ks, {k: k_meta_grid(k, [1]) for k in ks})
+        with connect(store, views=["judgments", "items"], refs={"judgments": jref, "items": iref}) as con:
+            data = evaluate_judgments(con, methods)
+        rows = results_table(data)
         t2 = time.perf_counter()
     print("| items | judgments | methods | write s | evaluate s | result rows |")
     print("|---|---|---|---|---|---|")

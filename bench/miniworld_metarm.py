@@ -130,7 +130,7 @@ def breakdown(trajs: list[dict]) -> str:
 
 def decided_right(sel: list[dict], item: dict, tag: str) -> bool:
     """Credit as `evaluate` gives it on the miniature world: the voted argmax is the labelled best, ties
-    broken by the same seeded rank (grm.benchmarks); single items: the voted 0/1 label."""
+    broken by the same seeded rank (grm.evaluation.sql); single items: the voted 0/1 label."""
     n = len(item["responses"])
     key = tie_key(item["item_id"], tag)
     v = vote([s["scores"] for s in sel], n, key=key)

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from grm.evaluation.methods import Method
+from grm.evaluation.sql import evaluate_judgments, voting_accuracy
 from storage import Store
-from storage.evaluation import Method, evaluate_store, voting_accuracy
 from storage.schemas import ITEMS, JUDGMENTS
 from storage.sql import connect
 
@@ -94,11 +95,14 @@ def main() -> None:
         write_s = time.perf_counter() - t0
         size_mb = sum(f.stat().st_size for f in Path(w.ref.path).glob("*.parquet")) / 1e6
         ks = list(range(1, args.k + 1))
+        refs = {"judgments": w.ref, "items": items}
         t0 = time.perf_counter()
-        acc = voting_accuracy(store, w.ref, items, ks)
+        with connect(store, views=list(refs), refs=refs) as con:
+            acc = voting_accuracy(con, ks)
         vote_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        evaluate_store(store, w.ref, items, [Method("voting", k) for k in ks])
+        with connect(store, views=list(refs), refs=refs) as con:
+            evaluate_judgments(con, [Method("voting", k) for k in ks])
         full_s = time.perf_counter() - t0
         con = connect(store, views=["judgments"], refs={"judgments": w.ref})
         t0 = time.perf_counter()
@@ -107,7 +111,7 @@ def main() -> None:
     rows = [
         ("judgments written (streaming TableWriter, zstd)", f"{w.rows:,} rows", f"{write_s:.2f} s", f"{w.rows / write_s:,.0f} rows/s"),
         ("artifact size", f"{size_mb:.1f} MB", "", ""),
-        (f"voting@k accuracy for k = 1..{args.k} (storage.evaluation.voting_accuracy)", f"{len(ks)} k values",
+        (f"voting@k accuracy for k = 1..{args.k} (grm.evaluation.sql.voting_accuracy)", f"{len(ks)} k values",
          f"{vote_s:.2f} s", "target < 2 s"),
         ("the evaluate stage's SQL for the same votes (+ protocols, bias reports)", f"{len(ks)} k values",
          f"{full_s:.2f} s", ""),

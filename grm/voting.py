@@ -2,7 +2,7 @@
 
 Each sample's scores are already in the original response order (see ``grm.shuffling``). Parse failures
 are left out of the vote and counted. Ties between responses are broken at random, reproducibly, with the
-md5 rank of ``grm.seeds.tie_rank`` (the SQL in ``storage`` uses the same expression).
+md5 rank of ``grm.seeds.tie_rank`` (the SQL in ``grm.evaluation.sql`` uses the same expression).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def metarm_vote(
 def tie_key(item_id: str, method_tag: str) -> str:
     """The ``key`` of ``tie_rank`` for one item under one voting method (e.g. ``voting@8``, ``metarm@8/4``).
 
-    ``storage.evaluation`` builds the same string in SQL (``item_id || ':' || tag``), so both break ties alike.
+    ``grm.evaluation.sql`` builds the same string in SQL (``item_id || ':' || tag``), so both break ties alike.
     """
     return f"{item_id}:{method_tag}"
 

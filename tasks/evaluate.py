@@ -3,9 +3,11 @@ scaling plot, and a markdown summary for the Prefect UI."""
 
 from __future__ import annotations
 
-from grm import benchmarks
-from grm.eval_report import scaling_plot, summary_markdown
-from storage.evaluation import evaluate_store, methods_for, sample_budget
+from grm.evaluation.methods import k_grid, k_meta_grid, methods_for
+from grm.evaluation.report import scaling_plot, summary_markdown
+from grm.evaluation.results import results_table
+from grm.evaluation.sql import evaluate_judgments, sample_budget
+from storage.sql import connect
 from tasks.base import StageContext, StageOutput
 
 PLOT_NAME = "scaling.png"
@@ -15,19 +17,17 @@ def run(ctx: StageContext) -> StageOutput:
     store, cfg = ctx.store, ctx.config.evaluate
     judgments, items = ctx.input("judgments"), ctx.input("items")
 
-    k_avail = sample_budget(store, judgments)
-    k_values = benchmarks.k_grid(k_avail, cfg.k_values) if k_avail else []
-    k_metas = {k: benchmarks.k_meta_grid(k, cfg.k_meta_alternatives) for k in k_values}
-    data = evaluate_store(
-        store,
-        judgments,
-        items,
-        methods_for(k_values, k_metas),
-        seed=cfg.tie_seed,
-        binary_single=ctx.config.prompts.single_eval == "binary",
-    )
-    rows = benchmarks.result_rows(data.aggregates, data.roc_inputs, data.cells, data.groups)
-    rows += benchmarks.bias_result_rows(data.bias_rows)
+    with connect(store, views=["judgments", "items"], refs={"judgments": judgments, "items": items}) as con:
+        k_avail = sample_budget(con)
+        k_values = k_grid(k_avail, cfg.k_values) if k_avail else []
+        k_metas = {k: k_meta_grid(k, cfg.k_meta_alternatives) for k in k_values}
+        data = evaluate_judgments(
+            con,
+            methods_for(k_values, k_metas),
+            seed=cfg.tie_seed,
+            binary_single=ctx.config.prompts.single_eval == "binary",
+        )
+    rows = results_table(data)
     ref = store.write_table("results", rows, **ctx.manifest())
     artifacts = {"results": ref}
 

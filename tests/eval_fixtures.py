@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+from grm.evaluation.aggregates import EvalData
+from grm.evaluation.methods import Method
+from grm.evaluation.sql import evaluate_judgments
 from storage import Store
-from storage.evaluation import EvalData, Method, evaluate_store
+from storage.sql import connect
 
 
 def item(iid, source, subset, responses, *, best=None, ratings=None, meta=None, kind=None, split="eval", fmt="test"):
@@ -54,7 +57,13 @@ def write(tmp_path, items, judgments) -> tuple[Store, object, object]:
 
 def evaluate(tmp_path, items, judgments, methods=(Method("greedy", 1),), **kw) -> EvalData:
     store, iref, jref = write(tmp_path, items, judgments)
-    return evaluate_store(store, jref, iref, list(methods), **kw)
+    with connect_eval(store, jref, iref) as con:
+        return evaluate_judgments(con, list(methods), **kw)
+
+
+def connect_eval(store: Store, jref, iref):
+    """A DuckDB connection with the ``judgments`` and ``items`` views the evaluation reads."""
+    return connect(store, views=["judgments", "items"], refs={"judgments": jref, "items": iref})
 
 
 def value(rows, **where):

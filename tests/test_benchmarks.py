@@ -7,15 +7,14 @@ import random
 
 import pytest
 
-from tests.eval_fixtures import evaluate, greedy, item, judgment, value
-from grm import benchmarks as B
+from tests.eval_fixtures import connect_eval, evaluate, greedy, item, judgment, value
+from grm.evaluation import protocols as P
+from grm.evaluation.aggregates import SubsetAggregate
+from grm.evaluation.benchmarks import RM_BENCH_STYLES
+from grm.evaluation.methods import Method, k_grid, k_meta_grid, methods_for
+from grm.evaluation.results import result_rows, results_table
+from grm.evaluation.sql import evaluate_judgments, item_votes, voting_accuracy
 from grm.voting import binary_label, metarm_vote, method_tag, tie_key, vote
-from storage.evaluation import Method, item_votes, methods_for, run_sql
-from storage.sql import connect
-
-
-def rows_of(data):
-    return B.result_rows(data.aggregates, data.roc_inputs, data.cells, data.groups) + B.bias_result_rows(data.bias_rows)
 
 
 # ---- RewardBench ------------------------------------------------------------------------------------------
@@ -30,13 +29,13 @@ def test_rewardbench_sections_are_weighted_by_the_harness_example_counts():
         "hep-go": 0.0,  # 164
         "anthropic_hhh": 0.0,  # a prior set: left out
     }
-    s = B.rewardbench_sections(acc)
+    s = P.rewardbench_sections(acc)
     assert s["Chat"] == pytest.approx((100 * 100 + 50 * 28) / 128)  # 89.0625
     assert s["Chat Hard"] == pytest.approx(60.0)
     assert s["Safety"] == pytest.approx(80.0)
     assert s["Reasoning"] == pytest.approx((50 * 984 + 100 * 164 + 0 * 164) / (984 + 2 * 164))  # 50.0
-    assert B.rewardbench_score(s) == pytest.approx((89.0625 + 60 + 80 + 50) / 4)
-    assert B.rewardbench_score({k: v for k, v in s.items() if k != "Safety"}) is None
+    assert P.rewardbench_score(s) == pytest.approx((89.0625 + 60 + 80 + 50) / 4)
+    assert P.rewardbench_score({k: v for k, v in s.items() if k != "Safety"}) is None
 
 
 def test_rewardbench_end_to_end_ties_and_parse_failures_score_half(tmp_path):
@@ -58,7 +57,7 @@ def test_rewardbench_end_to_end_ties_and_parse_failures_score_half(tmp_path):
         greedy("r1", [9, 1]),  # right
         greedy("r2", [1, 9]),  # wrong
     ]
-    rows = rows_of(evaluate(tmp_path, items, judgments))
+    rows = results_table(evaluate(tmp_path, items, judgments))
     g = dict(benchmark="rewardbench", method="greedy", model="grm", metric="accuracy")
     assert value(rows, subset="alpacaeval-easy", **g) == pytest.approx(75.0)
     assert value(rows, subset="mt-bench-easy", **g) == pytest.approx(50.0)
@@ -89,7 +88,7 @@ def _rm_prompt(pid, subset, outcome):
     return items, judgments
 
 
-RM_STYLES = list(B.RM_BENCH_STYLES)  # the style may be given by name or index
+RM_STYLES = list(RM_BENCH_STYLES)  # the style may be given by name or index
 
 
 def test_rm_bench_matrix_easy_normal_hard(tmp_path):
@@ -108,7 +107,7 @@ def test_rm_bench_matrix_easy_normal_hard(tmp_path):
     ]
     items = [x for p in parts for x in p[0]]
     judgments = [x for p in parts for x in p[1]]
-    rows = rows_of(evaluate(tmp_path, items, judgments))
+    rows = results_table(evaluate(tmp_path, items, judgments))
     g = dict(benchmark="rm_bench", method="greedy", model="grm")
     assert value(rows, subset="chat", metric="matrix[concise][detailed_plain]", **g) == pytest.approx(50.0)
     assert value(rows, subset="chat", metric="matrix[detailed_plain][concise]", **g) == pytest.approx(100.0)
@@ -126,7 +125,7 @@ def test_rm_bench_matrix_easy_normal_hard(tmp_path):
 
 def test_rm_bench_summary_triangles():
     cells = {(i, j): 10.0 * (3 * i + j) for i in range(3) for j in range(3)}
-    s = B.rm_bench_summary(cells)
+    s = P.rm_bench_summary(cells)
     assert s["easy"] == pytest.approx((30 + 60 + 70) / 3)  # chosen fancier than rejected: (1,0), (2,0), (2,1)
     assert s["normal"] == pytest.approx((0 + 40 + 80) / 3)
     assert s["hard"] == pytest.approx((10 + 20 + 50) / 3)
@@ -135,7 +134,7 @@ def test_rm_bench_summary_triangles():
 
 # ---- PPE, RMB, overall ------------------------------------------------------------------------------------
 def _agg(source, subset, credit=None, n=10, strict=None, n_strict=0, max_n=2, bok=None, n_bok=0):
-    return B.SubsetAggregate(model="grm", method="voting", k=8, k_meta=None, source=source, subset=subset,
+    return SubsetAggregate(model="grm", method="voting", k=8, k_meta=None, source=source, subset=subset,
                              n_items=n if credit is not None else 0, credit=credit, n_strict=n_strict, strict=strict,
                              max_n=max_n, n_samples=8 * n, n_parsed=8 * n, n_group=n, n_failed_items=0,
                              n_tied_items=0, n_bok=n_bok, bok=bok)
@@ -153,7 +152,7 @@ def test_ppe_rmb_and_overall_headlines():
         _agg("rmb", "pairwise/harmlessness/x", credit=0.7),
         _agg("rmb", "bon/harmlessness/y", credit=0.9, strict=0.5, n_strict=10, max_n=3),
     ]
-    rows = B.result_rows(rb + ppe_pref + ppe_corr + rmb)
+    rows = result_rows(rb + ppe_pref + ppe_corr + rmb)
     g = dict(method="voting", k=8, subset="all", metric="accuracy")
     assert value(rows, benchmark="rewardbench", **g) == pytest.approx(75.0)
     assert value(rows, benchmark="ppe_preference", **g) == pytest.approx(62.5)  # micro: (18 + 7) / 40
@@ -164,14 +163,14 @@ def test_ppe_rmb_and_overall_headlines():
     assert value(rows, benchmark="rmb", **g) == pytest.approx((80 + 60 + 70 + 50) / 4)
     assert value(rows, benchmark="overall", **g) == pytest.approx((75 + 62.5 + 50 + 65) / 4)
     # without one of the four parts there is no overall row
-    assert not [r for r in B.result_rows(rb + ppe_pref + ppe_corr) if r["benchmark"] == "overall"]
+    assert not [r for r in result_rows(rb + ppe_pref + ppe_corr) if r["benchmark"] == "overall"]
 
 
 def test_rmb_section_names():
-    assert B.rmb_section("bon/helpfulness/chat") == "helpfulness/bon"
-    assert B.rmb_section("Pairwise_set/Harmlessness/S1") == "harmlessness/pairwise"
-    assert B.rmb_section("BoN_set/Helpfulness/Code") == "helpfulness/bon"
-    assert B.rmb_section("something else") is None
+    assert P.rmb_section("bon/helpfulness/chat") == "helpfulness/bon"
+    assert P.rmb_section("Pairwise_set/Harmlessness/S1") == "harmlessness/pairwise"
+    assert P.rmb_section("BoN_set/Helpfulness/Code") == "helpfulness/bon"
+    assert P.rmb_section("something else") is None
 
 
 def test_best_of_n_is_strict_and_reported_for_three_or_more(tmp_path):
@@ -181,7 +180,7 @@ def test_best_of_n_is_strict_and_reported_for_three_or_more(tmp_path):
         item("c", "miniworld", "listwise", ["r0", "r1", "r2"], best=1),
     ]
     judgments = [greedy("a", [1, 2, 9]), greedy("b", [7, 7, 1]), greedy("c", [1, 2, 3])]
-    rows = rows_of(evaluate(tmp_path, items, judgments, seed=0))
+    rows = results_table(evaluate(tmp_path, items, judgments, seed=0))
     # b is a tie of 0 and 1: the seeded tie-break decides accuracy, best_of_n counts it a miss
     b_pick = vote([[7, 7, 1]], 3, seed=0, key=tie_key("b", "greedy")).best
     acc = 100 * (1 + (b_pick == 0) + 0) / 3
@@ -195,7 +194,7 @@ def test_realmistake_roc_auc_of_the_voted_mean_score(tmp_path):
     items = [item(f"m{i}", "realmistake", "math", ["answer"], ratings=[lab]) for i, lab in enumerate([1, 1, 0, 0, 1])]
     samples = {"m0": [[8], [8]], "m1": [[4], [6]], "m2": [[5], [5]], "m3": [[2], [2]], "m4": [None, None]}
     judgments = [judgment("grm", iid, s, idx=i, n=1) for iid, ss in samples.items() for i, s in enumerate(ss)]
-    rows = rows_of(evaluate(tmp_path, items, judgments, methods=[Method("voting", 2)]))
+    rows = results_table(evaluate(tmp_path, items, judgments, methods=[Method("voting", 2)]))
     # positives 8, 5 vs negatives 5, 2: (8>5) + (8>2) + (5=5: half) + (5>2) = 3.5 of 4
     g = dict(benchmark="realmistake", method="voting", k=2)
     assert value(rows, subset="math", metric="roc_auc", **g) == pytest.approx(87.5)
@@ -208,7 +207,7 @@ def test_binary_single_response_accuracy_uses_the_majority_label(tmp_path):
     items = [item("y", "miniworld", "single", ["a"], ratings=[1.0]), item("z", "miniworld", "single", ["a"], ratings=[0.0])]
     judgments = [judgment("grm", "y", s, idx=i, n=1) for i, s in enumerate([[1], [1], [0]])]
     judgments += [judgment("grm", "z", s, idx=i, n=1) for i, s in enumerate([[1], [1], [0]])]
-    rows = rows_of(evaluate(tmp_path, items, judgments, methods=[Method("voting", 3)], binary_single=True))
+    rows = results_table(evaluate(tmp_path, items, judgments, methods=[Method("voting", 3)], binary_single=True))
     assert value(rows, benchmark="miniworld", subset="single", method="voting", metric="accuracy") == pytest.approx(50.0)
     assert value(rows, benchmark="miniworld", subset="single", method="voting", metric="roc_auc") == pytest.approx(50.0)
 
@@ -245,10 +244,9 @@ def test_sql_votes_equal_python_voting_with_ties_and_failures(tmp_path, rng_seed
     from tests.eval_fixtures import write  # the same tables, read back through a fresh connection
 
     store, iref, jref = write(tmp_path / "again", items, judgments)
-    con = connect(store, views=["judgments", "items"], refs={"judgments": jref, "items": iref})
-    run_sql(con, methods, seed=tie_seed, binary_single=True)
-    got = {(r["item_id"], r["method"], r["k"], r["k_meta"]): r for r in item_votes(con) if r["model"] == "grm"}
-    con.close()
+    with connect_eval(store, jref, iref) as con:
+        evaluate_judgments(con, methods, seed=tie_seed, binary_single=True)
+        got = {(r["item_id"], r["method"], r["k"], r["k_meta"]): r for r in item_votes(con) if r["model"] == "grm"}
 
     checked = ties = fails = 0
     for m in methods:
@@ -274,9 +272,8 @@ def test_sql_votes_equal_python_voting_with_ties_and_failures(tmp_path, rng_seed
     assert ties > 20 and fails > 5  # the fixture really exercises ties and failures
 
     # voting_accuracy (the lean query the storage benchmark times) agrees with the Python votes too
-    from storage.evaluation import voting_accuracy
-
-    acc = voting_accuracy(store, jref, iref, ks, seed=tie_seed)
+    with connect_eval(store, jref, iref) as con:
+        acc = voting_accuracy(con, ks, seed=tie_seed)
     for k in ks:
         best_items = [(iid, t) for iid, t in truth.items() if t[0] >= 2]
         right = [vote(t[1][:k], t[0], seed=tie_seed, key=tie_key(iid, method_tag("voting", k, None))).best
@@ -289,7 +286,7 @@ def test_metarm_keeps_the_highest_meta_scores_and_earlier_samples_on_ties(tmp_pa
     samples = [([9, 1], 0.5), ([1, 9], 2.0), ([1, 9], 1.0), ([9, 1], 1.0), (None, 9.0), ([9, 1], None)]
     judgments = [judgment("grm", "x", s, idx=i, meta=m) for i, (s, m) in enumerate(samples)]
     data = evaluate(tmp_path, items, judgments, methods=[Method("metarm", 6, 2), Method("metarm", 6, 3)])
-    rows = rows_of(data)
+    rows = results_table(data)
     # k_meta 2 keeps samples 1 (2.0) and 2 (1.0, earlier than 3): both prefer b -> wrong
     assert value(rows, benchmark="miniworld", subset="pair", method="metarm", k_meta=2, metric="accuracy") == 0.0
     # k_meta 3 adds sample 3: totals a = 1 + 1 + 9 = 11, b = 9 + 9 + 1 = 19 -> still wrong
@@ -313,7 +310,7 @@ def test_position_length_bias_and_flip_rate(tmp_path):
         judgment("grm", "q", [5, 5], idx=2, perm=[1, 0]),
         judgment("grm", "q", None, idx=3, perm=[0, 1]),  # parse failure: left out of the bias counts
     ]
-    rows = rows_of(evaluate(tmp_path, items, judgments, methods=[Method("voting", 4)]))
+    rows = results_table(evaluate(tmp_path, items, judgments, methods=[Method("voting", 4)]))
     b = dict(benchmark="llmbar", subset="natural", method="bias", model="grm")
     assert value(rows, metric="accuracy_best_first", **b) == pytest.approx(100.0)  # p0, q0
     assert value(rows, metric="accuracy_best_last", **b) == pytest.approx(100 / 3)  # p1 wrong, q1 right, q2 tie
@@ -328,18 +325,18 @@ def test_position_length_bias_and_flip_rate(tmp_path):
 
 
 def test_k_grids():
-    assert B.k_grid(8) == [1, 2, 4, 8]
-    assert B.k_grid(6) == [1, 2, 4, 6]
-    assert B.k_grid(8, [1, 3, 16]) == [1, 3]
-    assert B.k_meta_grid(8, [1, 8, 9]) == [1, 4, 8]
-    assert B.k_meta_grid(1) == [1]
+    assert k_grid(8) == [1, 2, 4, 8]
+    assert k_grid(6) == [1, 2, 4, 6]
+    assert k_grid(8, [1, 3, 16]) == [1, 3]
+    assert k_meta_grid(8, [1, 8, 9]) == [1, 4, 8]
+    assert k_meta_grid(1) == [1]
 
 
 def test_protocol_table_names_every_known_benchmark():
-    table = B.protocol_table()
-    for src in B.KNOWN_SOURCES:
+    table = P.protocol_table()
+    for src in P.KNOWN_SOURCES:
         assert f"| {src} |" in table
-    assert not math.isnan(B.rm_bench_summary({(0, 0): 1.0, (1, 1): 1.0, (2, 2): 1.0, (1, 0): 1, (0, 1): 1})["avg"])
+    assert not math.isnan(P.rm_bench_summary({(0, 0): 1.0, (1, 1): 1.0, (2, 2): 1.0, (1, 0): 1, (0, 1): 1})["avg"])
 
 
 # ---- the length-only baseline on the real benchmark files -------------------------------------------------
@@ -392,7 +389,7 @@ def test_length_baseline_on_real_data_shows_the_known_length_artifacts(tmp_path)
     if items is None:
         pytest.skip("benchmark files absent (set GRM_SHARED_DATA to the shared data folder)")
     data = evaluate(tmp_path, items, [judgment("grm", items[0]["item_id"], [5, 5])], methods=[Method("greedy", 1)])
-    rows = [r for r in rows_of(data) if r["method"] == "baseline:length"]
+    rows = [r for r in results_table(data) if r["method"] == "baseline:length"]
     report = {(r["benchmark"], r["subset"], r["metric"]): round(r["value"], 1) for r in rows
               if r["metric"] in ("accuracy", "easy", "normal", "hard", "avg")}
     print("\nlength-only baseline (%):", *sorted(report.items()), sep="\n  ")
@@ -426,7 +423,7 @@ def test_benchmarks_are_recognised_by_format_and_rmb_sets_kept_apart(tmp_path):
         greedy("b1", [9, 9, 1]),  # the best ties a loser: not "beats every loser"
         greedy("h1", [9, 1]), greedy("h2", [9, 3, 2]),
     ]
-    rows = rows_of(evaluate(tmp_path, items, judgments))
+    rows = results_table(evaluate(tmp_path, items, judgments))
     g = dict(benchmark="rmb", method="greedy", metric="accuracy")
     assert value(rows, subset=f"pairwise/{cat}", **g) == 50.0
     assert value(rows, subset="helpfulness/pairwise", **g) == 50.0
@@ -434,9 +431,9 @@ def test_benchmarks_are_recognised_by_format_and_rmb_sets_kept_apart(tmp_path):
     assert value(rows, subset="harmlessness/pairwise", **g) == 100.0
     assert value(rows, subset="harmlessness/bon", **g) == 100.0
     assert value(rows, subset="all", **g) == pytest.approx((50 + 0 + 100 + 100) / 4)
-    assert B.benchmark_of("rm_bench_chat", "rm_bench") == "rm_bench"
-    assert B.benchmark_of("judgebench", "generic") == "judgebench"
-    assert B.benchmark_of("my_data", "generic") == "my_data"
+    assert P.benchmark_of("rm_bench_chat", "rm_bench") == "rm_bench"
+    assert P.benchmark_of("judgebench", "generic") == "judgebench"
+    assert P.benchmark_of("my_data", "generic") == "my_data"
 
 
 def test_real_benchmarks_get_complete_result_rows_for_every_subset(tmp_path):
@@ -445,8 +442,8 @@ def test_real_benchmarks_get_complete_result_rows_for_every_subset(tmp_path):
         pytest.skip("benchmark files absent (set GRM_SHARED_DATA to the shared data folder)")
     rng = random.Random(0)
     judgments = [greedy(it["item_id"], [rng.randint(1, 10) for _ in it["responses"]]) for it in items]
-    rows = rows_of(evaluate(tmp_path, items, judgments))
-    subsets = {(it["source"], B.rm_bench_domain(it["subset"]) if it["source"] == "rm_bench" else it["subset"]) for it in items}
+    rows = results_table(evaluate(tmp_path, items, judgments))
+    subsets = {(it["source"], P.rm_bench_domain(it["subset"]) if it["source"] == "rm_bench" else it["subset"]) for it in items}
     for bench, subset in sorted(subsets):
         metrics = {r["metric"] for r in rows if r["benchmark"] == bench and r["subset"] == subset and r["method"] == "greedy"}
         if bench == "rm_bench":
@@ -480,7 +477,7 @@ def test_best_of_n_selection_over_single_response_items_of_one_problem(tmp_path,
         judgments.append(greedy(iid, [score], n=1))
     items.append(item("lone", "qwen_math", "math", ["x"], ratings=[1.0], meta={"problem": "p4"}))
     judgments.append(greedy("lone", [1], n=1))
-    rows = rows_of(evaluate(tmp_path, items, judgments, seed=seed))
+    rows = results_table(evaluate(tmp_path, items, judgments, seed=seed))
     from grm.seeds import tie_rank
 
     p3_pick = min(["p3-0", "p3-1"], key=lambda iid: tie_rank(seed, f"{_conv_key()}:greedy", iid))

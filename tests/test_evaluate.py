@@ -9,7 +9,7 @@ import pytest
 
 from tests.eval_fixtures import item, judgment, value, write
 from grm.config import parse_config
-from grm.eval_report import scaling_series
+from grm.evaluation.report import scaling_series
 from storage.sql import run_query
 from tasks import evaluate
 from tasks.base import StageContext

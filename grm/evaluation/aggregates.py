@@ -1,0 +1,82 @@
+"""What the DuckDB evaluation (``grm.evaluation.sql``) hands to the Python scoring: per-subset aggregates,
+ROC inputs, RM-Bench matrix cells and best-of-group selections, gathered in ``EvalData``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SubsetAggregate:
+    """One (model, method, k, k_meta, source, subset) group; ``source`` is the benchmark."""
+
+    model: str
+    method: str
+    k: int | None
+    k_meta: int | None
+    source: str
+    subset: str
+    n_items: int  # items with a best label (or binary single-response items)
+    credit: float | None  # mean credit in [0, 1] under the source's tie/failure rules (None: no such item)
+    n_strict: int  # items with n >= 2 and a best label
+    strict: float | None  # best strictly above every other response
+    max_n: int  # most responses of an item in this group
+    n_samples: int
+    n_parsed: int
+    n_group: int  # items in the group
+    n_failed_items: int  # items where no sample parsed
+    n_tied_items: int  # items whose top total was shared
+    n_bok: int = 0  # items with every response's correctness in ratings
+    bok: float | None = None  # mean correctness of the picked response
+
+
+@dataclass(frozen=True)
+class RocInput:
+    model: str
+    method: str
+    k: int | None
+    k_meta: int | None
+    source: str
+    subset: str
+    score: float
+    label: int
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    """RM-Bench: accuracy of chosen style i vs rejected style j in one domain subset."""
+
+    model: str
+    method: str
+    k: int | None
+    k_meta: int | None
+    subset: str
+    chosen_style: int
+    rejected_style: int
+    credit: float
+    n: int
+
+
+@dataclass(frozen=True)
+class GroupSelection:
+    """Best-of-N over single-response items sharing a problem: how often the judge's pick is correct."""
+
+    model: str
+    method: str
+    k: int | None
+    k_meta: int | None
+    source: str
+    subset: str
+    n_groups: int
+    picked_correct: float  # share of groups where the highest-scored response is correct
+    base_rate: float  # share a uniformly random pick would get
+
+
+@dataclass
+class EvalData:
+    aggregates: list[SubsetAggregate] = field(default_factory=list)
+    roc_inputs: list[RocInput] = field(default_factory=list)
+    cells: list[MatrixCell] = field(default_factory=list)
+    groups: list[GroupSelection] = field(default_factory=list)
+    bias_rows: list[dict] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # what was left out, and how many (e.g. wrong score counts)
