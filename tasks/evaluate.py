@@ -8,14 +8,17 @@ from grm.evaluation.report import scaling_plot, summary_markdown
 from grm.evaluation.results import results_table
 from grm.evaluation.sql import evaluate_judgments, sample_budget
 from storage.sql import connect
+from storage import ArtifactRef
 from tasks.base import StageContext, StageOutput
+from tasks.stage import FILES, TABLE, stage
 
 PLOT_NAME = "scaling.png"
 
 
-def run(ctx: StageContext) -> StageOutput:
+@stage(group="evaluation", outputs={"results": TABLE, "plots": FILES}, optional_outputs=("plots",),
+       config=("evaluate", "judge.k_max", "prompts.single_eval"))
+def run(ctx: StageContext, items: ArtifactRef, judgments: ArtifactRef) -> StageOutput:
     store, cfg = ctx.store, ctx.config.evaluate
-    judgments, items = ctx.input("judgments"), ctx.input("items")
 
     with connect(store, views=["judgments", "items"], refs={"judgments": judgments, "items": items}) as con:
         k_avail = sample_budget(con)

@@ -162,7 +162,7 @@ def execute(
         map_jobs=map_jobs or map_serially,
     )
     out = spec.run(ctx, **prepared.inputs)
-    missing = [a for a in spec.outputs if a not in out.artifacts]
+    missing = [a for a in spec.outputs if a not in out.artifacts and a not in spec.optional_outputs]
     if missing:
         raise RuntimeError(f"stage '{spec.name}' did not publish {missing}")
     _index_path(store, prepared.spec.name, prepared.cache_key).write_text(

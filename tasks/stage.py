@@ -30,6 +30,7 @@ class Stage:
 
     group: str  # a group of stages run together: `grm run --only GROUP`, the flow's ``only`` parameter
     outputs: Mapping[str, str]  # artifact name -> store kind (TABLE | MODEL | FILES)
+    optional_outputs: tuple[str, ...] = ()  # outputs a run may leave out (e.g. plots when disabled)
     config: tuple[str, ...] = ()  # dotted config paths it reads: its cache-key section; reading others fails
     models: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)  # input -> config path(s) naming a model
     files: Mapping[str, str] = field(default_factory=dict)  # input -> config path naming a file (None: not given)

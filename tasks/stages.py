@@ -123,7 +123,8 @@ def dag_table() -> str:
     lines = ["| stage | group | inputs | outputs | config it reads |", "|---|---|---|---|---|"]
     for s in graph().stages:
         when = "" if s.enabled is always else f" ({(s.enabled.__doc__ or 'conditional').strip()})"
-        outputs = ", ".join(f"{kind}/{name}" for name, kind in s.outputs.items())
+        outputs = ", ".join(f"{kind}/{name}" + ("?" if name in s.optional_outputs else "")
+                            for name, kind in s.outputs.items())
         lines.append(
             f"| `{s.name}`{when} | {s.group} | {', '.join(s.describe_inputs()) or '-'} | {outputs} | "
             f"{', '.join(f'`{c}`' for c in s.config)} |"

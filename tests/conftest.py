@@ -1,5 +1,5 @@
 """Shared fixtures: the real benchmark files of ../shared/data (see its SOURCES.md), imported once per session;
-``tiny_model_dir``: a tiny random chat LM built offline (feasibility.md §2)."""
+``tiny_model_dir``: a tiny random chat LM built offline."""
 
 from __future__ import annotations
 

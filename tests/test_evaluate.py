@@ -12,7 +12,8 @@ from grm.config import parse_config
 from grm.evaluation.report import scaling_series
 from storage.sql import run_query
 from tasks import evaluate
-from tasks.base import StageContext
+from tasks.runner import execute, prepare
+from tasks.stages import get_stage
 
 
 def _fixture(k_max=8, seed=0):
@@ -38,22 +39,26 @@ def _fixture(k_max=8, seed=0):
     return items, judgments
 
 
-def _ctx(tmp_path, items, judgments, **evaluate_cfg):
-    store, iref, jref = write(tmp_path, items, judgments)
-    config = parse_config({"evaluate": evaluate_cfg})
-    return StageContext(stage="evaluate", store=store, config=config, inputs={"items": iref, "judgments": jref},
-                        cache_key="k" * 32, config_hash="cfg", code_version="v1")
+def _run(tmp_path, items, judgments, **config):
+    """The evaluate stage through the runner, on these items and judgments: (store, prepared stage, output)."""
+    store, _, _ = write(tmp_path, items, judgments)
+    cfg = parse_config(config)
+    prepared = prepare(get_stage("evaluate"), cfg, store, {})
+    return store, prepared, execute(prepared, cfg, store)
+
+
+def _evaluate(tmp_path, items, judgments, **evaluate_cfg):
+    return _run(tmp_path, items, judgments, evaluate=evaluate_cfg)[2]
 
 
 def test_evaluate_writes_results_plot_and_summary(tmp_path):
     items, judgments = _fixture()
-    ctx = _ctx(tmp_path, items, judgments, k_meta_alternatives=[1])
-    out = evaluate.run(ctx)
+    store, prepared, out = _run(tmp_path, items, judgments, evaluate={"k_meta_alternatives": [1]})
 
     results = out.artifacts["results"]
-    man = ctx.store.manifest(results)
-    assert man["config_hash"] == "cfg" and set(man["input_hashes"]) == {"items", "judgments"}
-    rows = ctx.store.read_rows(results)
+    man = store.manifest(results)
+    assert man["config_hash"] == prepared.config_hash and set(man["input_hashes"]) == {"items", "judgments"}
+    rows = store.read_rows(results)
     assert out.rows_out == len(rows) > 0
     # every method and k of the grid, for each benchmark's headline
     for k in (1, 2, 4, 8):
@@ -68,7 +73,7 @@ def test_evaluate_writes_results_plot_and_summary(tmp_path):
     assert [r for r in rows if r["method"] == "bias" and r["metric"] == "flip_rate"]
     assert [r for r in rows if r["method"] == "baseline:length" and r["subset"] == "all"]
     # the results are queryable with grm sql
-    cols, got = run_query(ctx.store, "select count(*) from results where method = 'voting'")
+    cols, got = run_query(store, "select count(*) from results where method = 'voting'")
     assert got[0][0] > 0
 
     plot = Path(out.artifacts["plots"].path) / evaluate.PLOT_NAME
@@ -82,7 +87,7 @@ def test_evaluate_writes_results_plot_and_summary(tmp_path):
 
 def test_meta_rm_voting_helps_when_the_meta_score_tracks_correctness(tmp_path):
     items, judgments = _fixture(seed=3)
-    rows = evaluate_rows(evaluate.run(_ctx(tmp_path, items, judgments, k_meta_alternatives=[1])))
+    rows = evaluate_rows(_evaluate(tmp_path, items, judgments, k_meta_alternatives=[1]))
     vote8 = value(rows, benchmark="llmbar", subset="all", method="voting", k=8, metric="accuracy")
     meta8 = value(rows, benchmark="llmbar", subset="all", method="metarm", k=8, k_meta=4, metric="accuracy")
     # the fixture's meta score is above 1 exactly for right samples: keeping the top one is always right
@@ -100,7 +105,7 @@ def evaluate_rows(out):
 def test_evaluate_without_samples_reports_greedy_and_the_baseline(tmp_path):
     items, judgments = _fixture()
     judgments = [j for j in judgments if j["decoding"] == "greedy"]
-    out = evaluate.run(_ctx(tmp_path, items, judgments, plot=False))
+    out = _evaluate(tmp_path, items, judgments, plot=False)
     rows = evaluate_rows(out)
     assert "plots" not in out.artifacts
     assert {r["method"] for r in rows} == {"greedy", "baseline:length", "bias"}
@@ -114,7 +119,7 @@ def test_judgments_for_unknown_items_and_wrong_score_counts_are_counted(tmp_path
         judgment("grm", "a", [7, 2, 1], idx=0, n=3),  # three scores for two responses: not usable
         judgment("grm", "ghost", [7, 2], idx=0),
     ]
-    out = evaluate.run(_ctx(tmp_path, items, judgments))
+    out = _evaluate(tmp_path, items, judgments)
     assert out.metrics["skipped_wrong_score_count"] == 1
     assert out.metrics["skipped_judgments_without_item"] == 1
     assert "wrong_score_count = 1" in out.summary_md
@@ -126,10 +131,7 @@ def test_judgments_for_unknown_items_and_wrong_score_counts_are_counted(tmp_path
 def test_single_response_mode_follows_the_prompt_config(tmp_path, single_eval):
     items = [item("y", "miniworld", "single", ["a"], ratings=[1.0]), item("z", "miniworld", "single", ["a"], ratings=[0.0])]
     judgments = [judgment("grm", "y", [1], decoding="greedy", n=1), judgment("grm", "z", [0], decoding="greedy", n=1)]
-    store, iref, jref = write(tmp_path, items, judgments)
-    ctx = StageContext(stage="evaluate", store=store, config=parse_config({"prompts": {"single_eval": single_eval}}),
-                       inputs={"items": iref, "judgments": jref})
-    rows = evaluate_rows(evaluate.run(ctx))
+    rows = evaluate_rows(_run(tmp_path, items, judgments, prompts={"single_eval": single_eval})[2])
     acc = [r for r in rows if r["benchmark"] == "miniworld" and r["metric"] == "accuracy" and r["subset"] == "single"]
     assert (len(acc) == 1 and acc[0]["value"] == 100.0) if single_eval == "binary" else not acc
     assert value(rows, benchmark="miniworld", subset="single", method="greedy", metric="roc_auc") == 100.0
@@ -137,7 +139,7 @@ def test_single_response_mode_follows_the_prompt_config(tmp_path, single_eval):
 
 def test_items_without_subset_are_reported_not_dropped(tmp_path):
     it = item("a", "llmbar", None, ["x", "yy"], best=0)
-    out = evaluate.run(_ctx(tmp_path, [it], [judgment("grm", "a", [7, 2], decoding="greedy")]))
+    out = _evaluate(tmp_path, [it], [judgment("grm", "a", [7, 2], decoding="greedy")])
     rows = evaluate_rows(out)
     assert value(rows, benchmark="llmbar", subset="(none)", method="greedy", metric="accuracy") == 100.0
 
@@ -149,7 +151,7 @@ def test_invalid_labels_and_unknown_decodings_are_counted(tmp_path):
         judgment("grm", "b", [7, 2], decoding="greedy"),
         judgment("grm", "b", [7, 2], decoding="beam"),
     ]
-    out = evaluate.run(_ctx(tmp_path, items, judgments))
+    out = _evaluate(tmp_path, items, judgments)
     assert out.metrics["skipped_items_with_invalid_label"] == 1
     assert out.metrics["skipped_unknown_decoding"] == 1
     rows = evaluate_rows(out)

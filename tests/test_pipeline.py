@@ -4,6 +4,7 @@ only evaluate, an RL change reruns rl and everything after it, and nothing upstr
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -53,10 +54,19 @@ def states(proc: subprocess.CompletedProcess) -> dict[str, str]:
     return dict(re.findall(r"^\s+(\w+)\s+(\w+)$", tail, re.M))
 
 
+IMPORTED = [("imported-1", "Which is larger, 7 or 3?", "7", "3"), ("imported-2", "Spell cat.", "c-a-t", "d-o-g")]
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     base = tmp_path_factory.mktemp("pipeline")
     store, home = base / "store", base / "prefect"
+    # a user's own eval set, imported before the run: curate must take it in, judge must judge it
+    mine = base / "mine.jsonl"
+    mine.write_text("".join(json.dumps({"id": i, "query": q, "chosen": c, "rejected": r}) + "\n" for i, q, c, r in IMPORTED))
+    imp = subprocess.run([sys.executable, "-m", "flows.cli", "data", "import", "--format", "generic", "--name", "mine",
+                          "--split", "eval", "--store", str(store), str(mine)], cwd=ROOT, capture_output=True, text=True)
+    assert imp.returncode == 0, imp.stderr
     first = grm_run(store, home)
     return store, home, states(first)
 
@@ -80,6 +90,14 @@ def test_first_run_completes_every_stage_and_writes_every_table(pipeline):
         assert ("metarm", 4) in methods
     runs = store.read_rows(store.table("runs"))
     assert [r["stage"] for r in runs] == STAGES and not any(r["cache_hit"] for r in runs)
+
+
+def test_imported_items_are_curated_and_judged(pipeline):
+    store = Store(pipeline[0])
+    mine = [i for i in store.read_rows(store.table("items")) if i["source"] == "mine"]
+    assert len(mine) == len(IMPORTED) and {i["split"] for i in mine} == {"eval"}
+    judged = {j["item_id"] for j in store.read_rows(store.table("judgments"))}
+    assert {i["item_id"] for i in mine} <= judged
 
 
 def test_identical_rerun_is_all_cached(pipeline):

@@ -25,7 +25,9 @@ def test_prefect_deploy_accepts_prefect_yaml(tmp_path):
         assert weekly["parameters"] == {"config": "configs/tiny.yaml", "store": "store"}
         assert [s["schedule"]["cron"] for s in weekly["schedules"]] == ["0 3 * * 1"]
         flows = {f["id"]: f["name"] for f in httpx.post(f"{url}/flows/filter", json={}).json()}
-        assert flows[by_name["evaluate"]["flow_id"]] == "spct-evaluate"
+        # one flow; a group is a parameter of it
+        assert flows[by_name["evaluate"]["flow_id"]] == flows[weekly["flow_id"]] == "spct-pipeline"
+        assert by_name["evaluate"]["parameters"]["only"] == ["evaluation"]
 
 
 def test_a_run_shows_its_stage_artifacts_through_the_api(tmp_path):

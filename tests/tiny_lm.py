@@ -1,4 +1,4 @@
-"""Tiny random chat LMs built offline in about a second (feasibility.md §2), for tests and benchmarks.
+"""Tiny random chat LMs built offline in about a second, for tests and benchmarks.
 
 They reuse the miniature world's builders (grm/miniworld/bootstrap.py): byte-level BPE with a Qwen2-style
 pre-tokenizer (AutoTokenizer reproduces its ids), a ChatML template with generation markers (TRL's

@@ -1,4 +1,4 @@
-"""Generation backends (DESIGN.md §5): one interface (``base.Backend``), built from the config here."""
+"""Generation backends (docs/design.md, "Sampling"): one interface (``base.Backend``), built from the config here."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The generation backend interface (DESIGN.md §5).
+"""The generation backend interface (docs/design.md, "Sampling").
 
 Given chat prompts, a number of samples per prompt, a temperature, a token budget and one seed per prompt,
 a backend returns the sampled texts. The backend applies the model's chat template. Sample j of a prompt
