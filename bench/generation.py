@@ -32,7 +32,7 @@ import torch  # noqa: E402
 
 from grm.config import GenerationConfig, VLLMConfig  # noqa: E402
 from grm.generation import Request, SamplingParams  # noqa: E402
-from grm.judging import plan  # noqa: E402
+from grm.sampling_plan import plan  # noqa: E402
 from grm.prompts import Templates  # noqa: E402
 from tests.sampling_job import toy_items  # noqa: E402
 from tests.tiny_lm import build_tiny_lm  # noqa: E402
@@ -127,7 +127,7 @@ def bench_pipeline(model: str, reqs: list[Request], params: SamplingParams, repe
     backend = backend_for(spec)  # loaded once, shared by both cases
     items = {it["item_id"]: it for it in toy_items(len(reqs))}
     _, planned = plan(items.values(), k=1, seed=3, templates=Templates.default(), tag="bench")
-    from grm.judging import PlannedSample
+    from grm.sampling_plan import PlannedSample
     from tasks.sampling import planned_rows
 
     # every sample of a request gets a planned row (bench requests carry n=k)

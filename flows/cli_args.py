@@ -10,7 +10,7 @@ def add_store(p: argparse.ArgumentParser) -> None:
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """The GRM (and optional meta RM) to score with, and how to sample it: `grm judge` and `grm serve`."""
+    """The GRM (and optional meta RM) to score with, and how to sample it: `grm score` and `grm serve`."""
     p.add_argument("--model", required=True, metavar="DIR", help="GRM folder, or a store model name (grm, rft, base)")
     p.add_argument("--meta-rm", metavar="DIR", help="meta RM folder or store model name (metarm): meta-RM-guided voting")
     p.add_argument("--k", type=int, default=1, help="samples per item (default 1: greedy)")

@@ -1,4 +1,4 @@
-"""`grm serve`: an HTTP scoring endpoint over a ``GRMJudge``.
+"""`grm serve`: an HTTP scoring endpoint over a ``GRMReward``.
 
 Requests that arrive within a short window are merged into one batch for the backend (one ``score`` call,
 so their prompts share the backend's batching). Limits are checked before any work: the body size (413),
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from grm.reward import GRMJudge, JudgeInputError
+from grm.reward import GRMReward, JudgeInputError
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,10 @@ def parse_request(body: bytes, limits: Limits) -> list[tuple[list[dict], list[st
 
 
 class Batcher:
-    """Merges concurrent requests into one ``judge.score`` call; the backend runs in a worker thread."""
+    """Merges concurrent requests into one ``reward.score`` call; the backend runs in a worker thread."""
 
-    def __init__(self, judge: GRMJudge, limits: Limits):
-        self.judge, self.limits = judge, limits
+    def __init__(self, reward: GRMReward, limits: Limits):
+        self.reward, self.limits = reward, limits
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
         self.calls = 0  # backend calls made (batches), for inspection
@@ -142,7 +142,7 @@ class Batcher:
         with self._lock:
             self.calls += 1
             out = []
-            for j in self.judge.score(batch):
+            for j in self.reward.score(batch):
                 d = j.to_dict()
                 for s in d["samples"]:
                     s.pop("text")
@@ -150,8 +150,8 @@ class Batcher:
             return out
 
 
-def create_app(judge: GRMJudge, limits: Limits = Limits()) -> FastAPI:
-    batcher = Batcher(judge, limits)
+def create_app(reward: GRMReward, limits: Limits = Limits()) -> FastAPI:
+    batcher = Batcher(reward, limits)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -164,7 +164,7 @@ def create_app(judge: GRMJudge, limits: Limits = Limits()) -> FastAPI:
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "method": judge.tag}
+        return {"status": "ok", "method": reward.tag}
 
     @app.post("/v1/score")
     async def score(request: Request):
@@ -185,6 +185,6 @@ def create_app(judge: GRMJudge, limits: Limits = Limits()) -> FastAPI:
             return JSONResponse({"error": str(e)}, 422)
         except Exception as e:  # the backend failed: a 503 for this request, the server stays up
             return JSONResponse({"error": f"scoring failed: {type(e).__name__}: {e}"}, 503)
-        return {"method": judge.tag, "results": results}
+        return {"method": reward.tag, "results": results}
 
     return app

@@ -4,14 +4,14 @@ inference, and plug into TRL as a reward function.
 Each item gets k samples (shuffled response order per sample, temperature 0.5; k = 1 is greedy in the
 original order), scores mapped back to the original order, parse failures left out, then voting (Eq. 14)
 or, with a meta RM, meta-RM-guided voting over the top k_meta samples. Planning, prompting and parsing reuse
-``grm.judging``; voting reuses ``grm.voting``.
+``grm.sampling_plan``; voting reuses ``grm.voting``.
 
     from grm.generation.hf import HFBackend
-    from grm.reward import GRMJudge
-    judge = GRMJudge(HFBackend("store/models/grm/<id>"), k=8)
-    [r] = judge.score([([{"role": "user", "content": "2+2?"}], ["4", "5"])])
+    from grm.reward import GRMReward
+    reward = GRMReward(HFBackend("store/models/grm/<id>"), k=8)
+    [r] = reward.score([([{"role": "user", "content": "2+2?"}], ["4", "5"])])
     r.scores, r.best              # voted totals per response, the tie-broken argmax
-    trainer = GRPOTrainer(..., reward_funcs=judge.reward_function())
+    trainer = GRPOTrainer(..., reward_funcs=reward.reward_function())
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from grm import judging
+from grm import sampling_plan
 from grm.generation.base import Backend, SamplingParams
 from grm.prompts import Templates
 from grm.training.examples import metarm_text
@@ -77,7 +77,7 @@ def _item_id(i: int, conversation: Conversation, responses: Sequence[str]) -> st
     return f"{i}:{h}"
 
 
-class GRMJudge:
+class GRMReward:
     """Scores (conversation, responses) with a GRM through any generation backend."""
 
     def __init__(
@@ -125,13 +125,13 @@ class GRMJudge:
             })
         if not items:
             return []
-        requests, planned = judging.plan(
+        requests, planned = sampling_plan.plan(
             items, k=self.k, seed=self.seed, templates=self.templates, tag="reward", shuffle=self.temperature > 0,
             single_mode="graded",
         )
         results = self.backend.generate(requests, self.params)
         by_id = {it["item_id"]: it for it in items}
-        rows = judging.collect(results, requests, planned, by_id)
+        rows = sampling_plan.collect(results, requests, planned, by_id)
         per_item: dict[str, list[dict]] = {it["item_id"]: [] for it in items}
         for r in rows:
             per_item[r["item_id"]].append(r)

@@ -1,14 +1,14 @@
 """Stage `judge`: judgments of the eval items, for evaluation with inference-time scaling.
 
 Every configured model (judge.models: base / rft / grm) judges each eval item greedily; the trained GRM also
-draws judge.k_max samples at judge.temperature, each with its own shuffled response order (grm.judging).
+draws judge.k_max samples at judge.temperature, each with its own shuffled response order (grm.sampling_plan).
 With a meta RM, every parsed sample gets its meta score. One `judgments` artifact holds it all; `evaluate`
 computes greedy, voting@k and metaRM@k from it (smaller k reuse the first k samples).
 """
 
 from __future__ import annotations
 
-from grm import judging
+from grm import sampling_plan
 from grm.generation import SamplingParams
 from grm.training.examples import metarm_text
 from grm.prompts import Templates
@@ -67,14 +67,14 @@ def run(ctx: StageContext, items: ArtifactRef, grm: ArtifactRef, models: dict[st
     for name in dict.fromkeys(["grm", *cfg.judge.models]):
         spec = BackendSpec((models.get(name) or grm).path, gen, dtype=cfg.models.dtype, max_model_len=cfg.models.max_length)
         if name in cfg.judge.models:
-            reqs, planned = judging.plan(items, k=1, tag=f"judge:{name}:greedy", **plan)
+            reqs, planned = sampling_plan.plan(items, k=1, tag=f"judge:{name}:greedy", **plan)
             run_g = sample_shards(ctx, f"{name}-greedy", "judgments", reqs,
                                   planned_rows(planned, by_id, model=name, decoding="greedy"), spec, greedy,
                                   close=name != "grm")
             parts += run_g.files
             stats[f"{name} greedy"] = run_g
         if name == "grm":
-            reqs, planned = judging.plan(items, k=cfg.judge.k_max, tag="judge:grm", **plan)
+            reqs, planned = sampling_plan.plan(items, k=cfg.judge.k_max, tag="judge:grm", **plan)
             run_s = sample_shards(ctx, "grm-sample", "judgments", reqs,
                                   planned_rows(planned, by_id, model="grm", decoding="sample"), spec, sampled)
             sample_files = run_s.files

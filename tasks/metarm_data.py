@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from grm.judging import SKIPPED
+from grm.sampling_plan import SKIPPED
 from grm.training.examples import heldout, metarm_text, trainable
 
 from grm.prompts import Templates

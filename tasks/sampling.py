@@ -28,8 +28,8 @@ from typing import Callable, Mapping, Sequence
 
 from grm.config import GenerationConfig
 from grm.generation import Backend, Request, Result, SamplingParams, make_backend
-from grm import judging
-from grm.judging import PlannedSample, collect
+from grm import sampling_plan
+from grm.sampling_plan import PlannedSample, collect
 from grm.prompts import Templates
 from storage import ArtifactRef
 from storage.store import parquet_rows, read_parquet_rows, write_shard
@@ -86,7 +86,7 @@ def generate_shard(spec: BackendSpec, requests: list[Request], params: SamplingP
 
 
 def planned_rows(planned: Sequence[PlannedSample], items_by_id: dict, **constant) -> RowsFn:
-    """``to_rows`` for judging plans (grm.judging.plan): ``collect`` for the shard's planned samples, plus
+    """``to_rows`` for sampling plans (grm.sampling_plan.plan): ``collect`` for the shard's planned samples, plus
     constant columns (e.g. model='grm', decoding='sample')."""
     by_request: dict[str, list[PlannedSample]] = {}
     for p in planned:
@@ -228,9 +228,9 @@ def sample_judgments(
     hinted: bool = False,
 ) -> list[dict]:
     """k shuffled non-hinted samples per item (plus one hinted sample when asked), scored by Eq. 10: the rows
-    of grm.judging, with the columns the training stages use."""
+    of grm.sampling_plan, with the columns the training stages use."""
     cfg = ctx.config
-    requests, planned = judging.plan(
+    requests, planned = sampling_plan.plan(
         items, k=k, seed=cfg.seed, templates=Templates.configured(cfg), tag=tag, hinted=hinted, single_mode="binary"
     )
     if not requests:
@@ -239,7 +239,7 @@ def sample_judgments(
     ctx.logger.info("%s: sampling %d requests (%d samples) with %s", ctx.stage, len(requests), len(planned), model)
     spec = BackendSpec(model, cfg.generation, dtype=cfg.models.dtype, max_model_len=cfg.models.max_length)
     by_id = {i["item_id"]: i for i in items}
-    # shards hold rft_samples' columns (a superset of grm.judging's rows); the stage decides acceptance after
+    # shards hold rft_samples' columns (a superset of grm.sampling_plan's rows); the stage decides acceptance after
     run = sample_shards(ctx, tag, "rft_samples", requests, planned_rows(planned, by_id), spec, params)
     keep = ("item_id", "sample_idx", "hinted", "seed", "permutation", "prompt", "completion", "scores", "parse_status",
             "principles", "critique", "correct")

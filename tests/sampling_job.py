@@ -8,7 +8,7 @@ import sys
 
 from grm.config import GenerationConfig, TaskRunnerConfig
 from grm.generation import SamplingParams
-from grm.judging import plan
+from grm.sampling_plan import plan
 from grm.prompts import Templates
 from storage import Store
 from tasks.base import StageContext

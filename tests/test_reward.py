@@ -1,5 +1,5 @@
 """The GRM as a reward: shuffled samples mapped back, voting, meta-RM selection, the TRL reward function, and
-`grm judge` on a tiny model."""
+`grm score` on a tiny model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from flows.cli import main as grm_main
 from grm.generation.base import Backend, Result, Sample
-from grm.reward import GRMJudge, JudgeInputError
+from grm.reward import GRMReward, JudgeInputError
 
 _SHOWN = re.compile(r"\[Start of Response \d+\]\n(.*?)\n\[End of Response \d+\]", re.S)
 
@@ -45,7 +45,7 @@ CONV = [{"role": "user", "content": "pick the best"}]
 
 def test_greedy_is_one_unshuffled_sample():
     backend = DigitJudge()
-    [j] = GRMJudge(backend, k=1).score([(CONV, ["resp 3", "resp 7"])])
+    [j] = GRMReward(backend, k=1).score([(CONV, ["resp 3", "resp 7"])])
     (requests, params), = backend.calls
     assert params.temperature == 0 and len(requests) == 1 and requests[0].n == 1
     assert j.scores == [3, 7] and j.best == 1 and j.n_used == 1 and not j.tied
@@ -54,7 +54,7 @@ def test_greedy_is_one_unshuffled_sample():
 
 def test_voting_maps_shuffled_scores_back_and_sums_them():
     backend = DigitJudge(bonus_first=3)  # favours whatever it sees first: shuffling spreads that out
-    judge = GRMJudge(backend, k=8, seed=1)
+    judge = GRMReward(backend, k=8, seed=1)
     [j] = judge.score([(CONV, ["a 2", "b 5", "c 4"])])
     assert backend.calls[0][1].temperature == 0.5
     firsts = [s.permutation[0] for s in j.samples]
@@ -68,9 +68,9 @@ def test_voting_maps_shuffled_scores_back_and_sums_them():
 
 def test_parse_failures_are_left_out_and_counted():
     probe = DigitJudge()
-    GRMJudge(probe, k=4).score([(CONV, ["x 1", "y 9"])])
+    GRMReward(probe, k=4).score([(CONV, ["x 1", "y 9"])])
     seeds = sorted(r.seed + j for r in probe.calls[0][0] for j in range(r.n))  # the seed of every sample
-    [j] = GRMJudge(DigitJudge(fail=seeds[:2]), k=4).score([(CONV, ["x 1", "y 9"])])
+    [j] = GRMReward(DigitJudge(fail=seeds[:2]), k=4).score([(CONV, ["x 1", "y 9"])])
     assert j.n_failed == 2 and j.n_used == 2 and j.scores == [2, 18] and j.best == 1
     assert sorted(s.parse_status for s in j.samples) == ["no_box", "no_box", "ok", "ok"]
     assert sum(s.used for s in j.samples) == 2
@@ -82,7 +82,7 @@ def test_meta_rm_keeps_the_best_rated_samples():
     def meta(texts):
         return [float(len(t)) if "[Start of Response 1]\nb 5" in t else 0.0 for t in texts]
 
-    judge = GRMJudge(backend, k=6, meta_scorer=meta, seed=3)
+    judge = GRMReward(backend, k=6, meta_scorer=meta, seed=3)
     assert judge.k_meta == 3 and judge.tag == "metarm@6/3"
     [j] = judge.score([(CONV, ["a 6", "b 5"])])
     kept = [s for s in j.samples if s.used]
@@ -94,7 +94,7 @@ def test_meta_rm_keeps_the_best_rated_samples():
 
 
 def test_trl_reward_function_pointwise_and_grouped():
-    judge = GRMJudge(DigitJudge(), k=2)
+    judge = GRMReward(DigitJudge(), k=2)
     reward = judge.reward_function()
     prompts = ["q1", "q1", [{"role": "user", "content": "q2"}]]
     completions = ["ans 4", "ans 9", [{"role": "assistant", "content": "ans 6"}]]
@@ -103,7 +103,7 @@ def test_trl_reward_function_pointwise_and_grouped():
     assert grouped(prompts=prompts, completions=completions) == [4.0, 9.0, 6.0]
     # the grouped function judges completions of one prompt together: one request for q1 with both answers
     backend = DigitJudge()
-    GRMJudge(backend, k=1).reward_function(group=True)(prompts=prompts, completions=completions)
+    GRMReward(backend, k=1).reward_function(group=True)(prompts=prompts, completions=completions)
     shown = [_SHOWN.findall(r.messages[-1]["content"]) for r in backend.calls[0][0]]
     assert sorted(map(len, shown)) == [1, 2]
 
@@ -113,7 +113,7 @@ def test_unscorable_completions_get_the_failure_reward():
         def generate(self, requests, params):
             return [Result(r.prompt_id, [Sample("no scores here", r.seed + j) for j in range(r.n)]) for r in requests]
 
-    judge = GRMJudge(Mute(), k=2)
+    judge = GRMReward(Mute(), k=2)
     assert judge.reward_function()(prompts=["q"], completions=["a"]) == [None]
     assert judge.reward_function(failure_reward=-1.0)(prompts=["q"], completions=["a"]) == [-1.0]
 
@@ -124,14 +124,14 @@ def test_unscorable_completions_get_the_failure_reward():
 )
 def test_bad_input_names_the_item(bad):
     with pytest.raises(JudgeInputError, match="item 1"):
-        GRMJudge(DigitJudge()).score([(CONV, ["fine 1"]), bad])
+        GRMReward(DigitJudge()).score([(CONV, ["fine 1"]), bad])
 
 
 def test_grm_judge_cli_on_a_tiny_model(tmp_path, capsys):
     from tests.tiny_lm import build_tiny_lm
 
     model = build_tiny_lm(tmp_path / "lm", max_positions=1024)
-    rc = grm_main(["judge", "--model", str(model), "--k", "2", "--query", "2+2?", "--response", "4", "--response", "5",
+    rc = grm_main(["score", "--model", str(model), "--k", "2", "--query", "2+2?", "--response", "4", "--response", "5",
                    "--max-new-tokens", "8", "--device", "cpu", "--raw"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
@@ -145,7 +145,7 @@ def test_grm_judge_cli_on_a_tiny_model(tmp_path, capsys):
 
 
 def test_grm_judge_cli_rejects_a_missing_model(tmp_path, capsys):
-    rc = grm_main(["judge", "--model", "nothing-here", "--store", str(tmp_path), "--query", "q", "--response", "a"])
+    rc = grm_main(["score", "--model", "nothing-here", "--store", str(tmp_path), "--query", "q", "--response", "a"])
     assert rc == 2
     assert "neither a folder nor a model in the store" in capsys.readouterr().err
 
@@ -165,6 +165,6 @@ def test_hf_meta_scorer_gives_one_logit_per_text_whatever_the_batch(tmp_path):
     assert len(one) == 3 and all(math.isfinite(x) for x in one)
     assert many == pytest.approx(one, abs=1e-4)  # padding does not change a text's score
     assert len(set(round(x, 6) for x in one)) > 1
-    judge = GRMJudge(DigitJudge(), k=4, meta_scorer=scorer)
+    judge = GRMReward(DigitJudge(), k=4, meta_scorer=scorer)
     [j] = judge.score([(CONV, ["a 3", "b 8"])])
     assert sum(s.used for s in j.samples) == 2 and all(s.meta_score is not None for s in j.samples)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from grm.generation.server import stop_process
-from grm.reward import GRMJudge
+from grm.reward import GRMReward
 from flows.serving import Limits, create_app
 from tests.test_reward import DigitJudge
 
@@ -25,7 +25,7 @@ def _client(limits=Limits(), backend=None):
     from fastapi.testclient import TestClient
 
     backend = backend or DigitJudge()
-    return TestClient(create_app(GRMJudge(backend, k=2), limits)), backend
+    return TestClient(create_app(GRMReward(backend, k=2), limits)), backend
 
 
 def test_scores_a_request():
@@ -81,7 +81,7 @@ def test_backend_failure_is_a_503_and_the_next_request_works():
 
 def test_concurrent_requests_share_one_backend_call():
     backend = DigitJudge()
-    app = create_app(GRMJudge(backend, k=1), Limits(batch_window_s=0.3))
+    app = create_app(GRMReward(backend, k=1), Limits(batch_window_s=0.3))
 
     async def go():
         transport = httpx.ASGITransport(app=app)

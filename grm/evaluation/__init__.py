@@ -9,6 +9,6 @@
 - ``report``      the scaling plot and the markdown summary
 
 The voting rule itself stays in ``grm.voting``: it is the paper's rule (Eq. 14, meta-RM-guided voting) that
-the GRM applies whenever it is used as a reward (``grm.reward``, ``grm judge``), not only here; ``sql`` is its
+the GRM applies whenever it is used as a reward (``grm.reward``, ``grm score``), not only here; ``sql`` is its
 DuckDB twin and a test checks that both agree. Nothing here imports ``storage``, ``tasks``, ``flows`` or Prefect.
 """

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from grm.judging import is_binary
+from grm.sampling_plan import is_binary
 from grm.prompts import Templates, as_chat, grm_prompt, metarm_input
 from grm.seeds import derive_seed
 from grm.shuffling import permutation, shown, shown_index

@@ -1,4 +1,5 @@
-"""Judging items with a GRM: plan the samples, then turn generations into scored trajectories.
+"""Sampling plans: which GRM samples to draw for an item (orders, hints, seeds), and the scored trajectories
+made of what the backend generated.
 
 Every sample sees the responses in its own seeded order (paper §4: "responses are shuffled before
 sampling"). Samples of one item that drew the same order share one backend request with ``n`` > 1, so the

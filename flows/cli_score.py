@@ -1,6 +1,6 @@
 """The trained GRM as a reward from the command line.
 
-`grm judge`: score responses to a query (optionally meta-RM-guided voting) and print JSON: the final score
+`grm score`: score responses to a query (optionally meta-RM-guided voting) and print JSON: the final score
 per response, the best index, and each sample's principles, critique and scores.
 `grm serve`: the same scoring as an HTTP endpoint on 127.0.0.1 (see flows/serving.py)."""
 
@@ -16,7 +16,7 @@ from flows.cli_args import add_model_arguments, add_store
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "judge",
+        "score",
         help="score responses to a query with a trained GRM",
         description="Sample k judgments (shuffled response order, temperature 0.5; k=1 is greedy), vote, and print "
         "JSON. --model is a model folder, or the name of a model in the store (e.g. grm).",
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--response", action="append", required=True, metavar="TEXT", help="a response (repeat for each)")
     p.add_argument("--raw", action="store_true", help="also print each sample's full generated text")
     add_store(p)
-    p.set_defaults(func=_judge)
+    p.set_defaults(func=_score)
 
     s = sub.add_parser(
         "serve",
@@ -58,11 +58,11 @@ def _model_path(name: str, store_dir: str | None, kind: str) -> str:
     return ref.path
 
 
-def _build_judge(args: argparse.Namespace, who: str):
-    """(backend, judge) from the shared model arguments; None after printing why on a bad argument."""
+def _build_scorer(args: argparse.Namespace, who: str):
+    """(backend, reward) from the shared model arguments; None after printing why on a bad argument."""
     from grm.config import GenerationConfig
     from grm.generation import BackendError, make_backend
-    from grm.reward import GRMJudge, HFMetaScorer
+    from grm.reward import GRMReward, HFMetaScorer
 
     if args.k < 1 or (args.k_meta is not None and not 1 <= args.k_meta <= args.k):
         print(f"grm {who}: need k >= 1 and 1 <= k-meta <= k", file=sys.stderr)
@@ -74,31 +74,31 @@ def _build_judge(args: argparse.Namespace, who: str):
     except (FileNotFoundError, BackendError) as e:
         print(f"grm {who}: {e}", file=sys.stderr)
         return None
-    scorer = HFMetaScorer(meta, device=args.device) if meta else None
-    judge = GRMJudge(backend, k=args.k, k_meta=args.k_meta, meta_scorer=scorer, temperature=args.temperature,
+    meta_scorer = HFMetaScorer(meta, device=args.device) if meta else None
+    reward = GRMReward(backend, k=args.k, k_meta=args.k_meta, meta_scorer=meta_scorer, temperature=args.temperature,
                      max_new_tokens=args.max_new_tokens, seed=args.seed)
-    return backend, judge
+    return backend, reward
 
 
-def _judge(args: argparse.Namespace) -> int:
+def _score(args: argparse.Namespace) -> int:
     from grm.generation import BackendError
     from grm.reward import JudgeInputError
 
-    built = _build_judge(args, "judge")
+    built = _build_scorer(args, "score")
     if built is None:
         return 2
-    backend, judge = built
+    backend, reward = built
     conversation = ([{"role": "system", "content": args.system}] if args.system else []) + [
         {"role": "user", "content": args.query}
     ]
     with backend:
         try:
-            [result] = judge.score([(conversation, args.response)])
+            [result] = reward.score([(conversation, args.response)])
         except (JudgeInputError, BackendError) as e:
-            print(f"grm judge: {e}", file=sys.stderr)
+            print(f"grm score: {e}", file=sys.stderr)
             return 2
     out = result.to_dict()
-    out["method"] = judge.tag
+    out["method"] = reward.tag
     if not args.raw:
         for s in out["samples"]:
             s.pop("text")
@@ -111,14 +111,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     from flows.serving import Limits, create_app
 
-    built = _build_judge(args, "serve")
+    built = _build_scorer(args, "serve")
     if built is None:
         return 2
-    backend, judge = built
+    backend, reward = built
     limits = Limits(max_body_bytes=args.max_body_bytes, max_items=args.max_items, max_responses=args.max_responses,
                     max_chars=args.max_chars)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"grm serve: listening on {args.host}: reachable from other machines, with no authentication", file=sys.stderr)
     with backend:
-        uvicorn.run(create_app(judge, limits), host=args.host, port=args.port, log_level="info")
+        uvicorn.run(create_app(reward, limits), host=args.host, port=args.port, log_level="info")
     return 0
