@@ -8,7 +8,8 @@ import pytest
 
 from grm.prompts import Templates
 from grm.training.examples import draws_per_item, grpo_rows, heldout, load_general_chat, mix_general, sft_example, trainable
-from grm.training.grpo import SPCTReward
+from grm.training.grpo import SPCTReward, grpo_config
+from grm.training.jobs import common_arguments
 
 
 def _item(iid, responses, best=None, rating=None):
@@ -58,6 +59,22 @@ def test_spct_reward_is_the_core_rule_on_shown_order(tmp_path):
     assert metrics["parse_rate"] == pytest.approx(4 / 6)
     logged = [json.loads(line) for line in (tmp_path / "c.jsonl").read_text().splitlines()]
     assert [r["reward"] for r in logged] == got
+
+
+@pytest.mark.parametrize("use_vllm", [False, True])
+def test_grpo_config_is_the_original_grpo_with_a_plain_kl_penalty(tmp_path, use_vllm):
+    """TRL 1.16 multiplies the k3 KL term by the importance ratio and reweights vLLM rollouts by default; the
+    paper's GRPO (Eq. 15, beta = 0.08) has neither, so the trainer config turns both off explicitly."""
+    job = {"job_dir": str(tmp_path), "seed": 0,
+           "train": {"learning_rate": 4e-7, "batch_size": 8, "per_device_batch_size": 8, "max_steps": 1, "save_steps": 1},
+           "params": {"group_size": 4, "beta": 0.08, "loss_type": "grpo", "temperature": 1.0, "max_completion_length": 16,
+                      "use_vllm": use_vllm, "vllm_mode": "colocate"}}
+    args, _ = common_arguments(job)
+    config = grpo_config(job, args)
+    assert config.beta == 0.08 and config.num_generations == 4 and config.loss_type == "grpo"
+    assert config.use_bias_correction_kl is False
+    assert config.vllm_importance_sampling_correction is False
+    assert config.use_vllm is use_vllm
 
 
 def test_mix_general_hits_the_ratio_with_what_exists():

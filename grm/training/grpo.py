@@ -119,18 +119,11 @@ def rl_log_callback(path: Path):
     return RLLog()
 
 
-def build_trainer(job: dict, log_dir: Path | None = None):
-    args, notes = common_arguments(job)  # first: a bad config fails before the slow imports
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM
-    from trl import GRPOConfig, GRPOTrainer
+def grpo_config(job: dict, args: dict):
+    """TRL's GRPOConfig for the job: the original GRPO objective the paper uses (Eq. 15) with its plain KL penalty."""
+    from trl import GRPOConfig
 
     p = job["params"]
-    g = p["group_size"]
-    if job["train"]["batch_size"] % g:
-        raise ValueError(f"rl batch_size {job['train']['batch_size']} (completions per step) is not a multiple of group_size {g}")
-    tok = load_tokenizer(job["model"])
-    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch_dtype(job.get("dtype", "auto"), args["bf16"]))
     vllm = {}
     if p.get("use_vllm"):
         vllm = {"use_vllm": True, "vllm_mode": p.get("vllm_mode", "colocate")}
@@ -138,16 +131,34 @@ def build_trainer(job: dict, log_dir: Path | None = None):
             vllm["vllm_server_base_url"] = p["vllm_server_url"]
         if p.get("vllm_gpu_memory_utilization"):
             vllm["vllm_gpu_memory_utilization"] = p["vllm_gpu_memory_utilization"]
-    config = GRPOConfig(
+    return GRPOConfig(
         **args,
-        num_generations=g,
+        num_generations=p["group_size"],
         beta=p["beta"],  # TRL's default is 0 (no KL, no reference model); SPCT relies on the KL penalty
         loss_type=p.get("loss_type", "grpo"),
         temperature=p["temperature"],
         max_completion_length=p["max_completion_length"],
         shuffle_dataset=True,
+        # TRL 1.16 defaults that the paper's GRPO does not have: the k3 KL term multiplied by the importance
+        # ratio, and vLLM rollouts reweighted by importance sampling. Off, so beta = 0.08 is the plain penalty.
+        use_bias_correction_kl=False,
+        vllm_importance_sampling_correction=False,
         **vllm,
     )
+
+
+def build_trainer(job: dict, log_dir: Path | None = None):
+    args, notes = common_arguments(job)  # first: a bad config fails before the slow imports
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import GRPOTrainer
+
+    g = job["params"]["group_size"]
+    if job["train"]["batch_size"] % g:
+        raise ValueError(f"rl batch_size {job['train']['batch_size']} (completions per step) is not a multiple of group_size {g}")
+    tok = load_tokenizer(job["model"])
+    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch_dtype(job.get("dtype", "auto"), args["bf16"]))
+    config = grpo_config(job, args)
     columns = ("prompt", "item_id", "n_responses", "best_shown", "label", "binary")
     rows = [{k: r[k] for k in columns} for r in read_data(job["job_dir"])]
     log_dir = log_dir or Path(job["job_dir"])
