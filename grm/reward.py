@@ -52,7 +52,8 @@ class Judgment:
     best: int | None  # argmax with the seeded tie-break
     tied: bool
     n_used: int
-    n_failed: int
+    n_failed: int  # samples that did not parse
+    n_discarded: int = 0  # parsed samples the meta RM left out of the vote
     samples: list[SampleJudgment] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -172,14 +173,14 @@ class GRMReward:
             )
             for i, r in enumerate(samples)
         ]
-        n_failed = sum(s is None for s in scores)
         return Judgment(
             scores=list(v.totals) if v.totals is not None else None,
             mean_scores=[t / v.n_used for t in v.totals] if v.totals is not None else None,
             best=v.best,
             tied=v.tied,
             n_used=v.n_used,
-            n_failed=n_failed,
+            n_failed=v.n_failed,
+            n_discarded=v.n_discarded,
             samples=details,
         )
 

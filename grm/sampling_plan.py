@@ -43,11 +43,13 @@ def is_binary(item: Mapping, single_mode: str) -> bool:
 
 
 def _hint_strength(item: Mapping) -> str | None:
+    """The preference strength in words (``meta.hint_strength``, e.g. 'much better'; HelpSteer2-Preference),
+    which the hint shows; the label's digit (``meta.preference_strength``) would mean nothing to the sampler."""
     meta = item.get("meta")
     if not meta:
         return None
     try:
-        return json.loads(meta).get("preference_strength")
+        return json.loads(meta).get("hint_strength")
     except (json.JSONDecodeError, AttributeError):
         return None
 

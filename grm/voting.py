@@ -18,8 +18,9 @@ class Vote:
     totals: tuple[int, ...] | None  # S*_i, summed over the samples used; None when no sample parsed
     best: int | None  # argmax with the seeded tie-break; None when no sample parsed
     n_used: int
-    n_failed: int
+    n_failed: int  # samples that did not parse
     tied: bool  # the top total was shared
+    n_discarded: int = 0  # parsed samples left out of the vote by the meta RM (metarm_vote)
 
     def label(self, threshold: float = 0.5) -> int | None:
         """Single-response binary judgments: 1 when the mean 0/1 score is above the threshold."""
@@ -66,12 +67,14 @@ def metarm_vote(
     seed: int = 0,
     key: str = "",
 ) -> Vote:
-    """Meta-RM-guided voting: keep the k_meta samples the meta RM rates highest, then vote."""
+    """Meta-RM-guided voting: keep the k_meta samples the meta RM rates highest, then vote. Samples that did not
+    parse count in ``n_failed``; parsed samples the meta RM left out count apart, in ``n_discarded``."""
     if k_meta < 1:
         raise ValueError("k_meta must be at least 1")
-    keep = metarm_select(meta_scores, [s is not None for s in samples], k_meta)
+    parsed = [s is not None for s in samples]
+    keep = metarm_select(meta_scores, parsed, k_meta)
     v = vote([samples[i] for i in keep], n, seed=seed, key=key)
-    return Vote(v.totals, v.best, v.n_used, len(samples) - v.n_used, v.tied)
+    return Vote(v.totals, v.best, v.n_used, len(samples) - sum(parsed), v.tied, n_discarded=sum(parsed) - v.n_used)
 
 
 def tie_key(item_id: str, method_tag: str) -> str:

@@ -13,6 +13,8 @@ import pytest
 
 from grm.formats import FORMATS, SourceReadError
 from grm.formats.importer import import_source
+from grm.prompts import Templates
+from grm.sampling_plan import plan
 
 
 def write_jsonl(path, rows):
@@ -150,6 +152,11 @@ def test_helpsteer2_preference_keeps_the_strength_for_hints(tmp_path):
     assert first["best"] == 0 and meta(first)["preference_strength"] == 2 and meta(first)["hint_strength"] == "better"
     assert second["best"] == 1 and meta(second)["hint_strength"] == "much better"
     assert reasons(r) == ["tie"]
+    # the hinted sample's line shows the strength in words, not the label's digit
+    requests, planned = plan([second], k=1, seed=0, templates=Templates.default(), tag="rft", hinted=True)
+    (hinted,) = [r for r in requests if r.prompt_id.endswith(":hint")]
+    assert hinted.messages[-1]["content"].rstrip().endswith("(much better)")
+    assert "(3)" not in hinted.messages[-1]["content"]
 
 
 def test_offsetbias(tmp_path):

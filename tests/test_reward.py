@@ -87,6 +87,7 @@ def test_meta_rm_keeps_the_best_rated_samples():
     [j] = judge.score([(CONV, ["a 6", "b 5"])])
     kept = [s for s in j.samples if s.used]
     assert len(kept) == 3
+    assert j.n_used == 3 and j.n_discarded == 3 and j.n_failed == 0  # left out by the meta RM, not failed
     # the kept samples are those with the highest meta scores (ties: earlier sample first)
     ranked = sorted(j.samples, key=lambda s: (-s.meta_score, s.sample_idx))[:3]
     assert {s.sample_idx for s in kept} == {s.sample_idx for s in ranked}

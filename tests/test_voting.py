@@ -35,6 +35,7 @@ def test_metarm_vote_keeps_the_top_k_meta_samples():
     assert metarm_select(meta, [s is not None for s in samples], 2) == [1, 2]
     v = metarm_vote(samples, meta, 2, 2)
     assert v.totals == (3, 17) and v.best == 1 and v.n_used == 2
+    assert v.n_failed == 1 and v.n_discarded == 1  # the unparsed sample failed; the parsed [9, 1] was discarded
     assert default_k_meta(8) == 4 and default_k_meta(1) == 1
 
 
