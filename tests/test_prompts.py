@@ -76,3 +76,16 @@ def test_response_block_template_renders_every_prompt_kind(tmp_path):
     f.write_text("Response {{n}}: {{response}}")
     with pytest.raises(TemplateError, match="response"):
         Templates.load({"response": f})
+
+
+def test_readme_lists_every_template_the_released_checkpoints_read():
+    """Driving the released DeepSeek-GRM checkpoints needs the paper's wording in every template their inputs
+    are made of (the pairwise-judge baseline is not one of them)."""
+    import re
+    from dataclasses import fields
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    paragraph = readme[readme.index("To drive the released DeepSeek-GRM"):].split("\n\n")[0]
+    named = set(re.findall(r"`prompts\.(\w+)`", paragraph))
+    assert {f.name for f in fields(Templates)} - {"pairwise_judge"} <= named
