@@ -205,9 +205,18 @@ class RFTConfig(Strict):
     n_samples: int = Field(default=3, ge=1)  # N_RFT
     hinted: bool = True  # one extra hinted sample per item
     temperature: float = Field(default=1.0, ge=0)
-    general_data: str | None = None  # a chat dataset (JSONL/Parquet with `messages`) mixed into SFT
+    general_data: str | None = None  # a chat dataset (JSONL/Parquet with `messages`, or an HF id) mixed into SFT
     general_ratio: float = Field(default=0.0, ge=0, lt=1)  # share of general data in the SFT mix
     train: TrainerConfig = TrainerConfig(learning_rate=5e-6, batch_size=1024, max_steps=900)
+
+    @model_validator(mode="after")
+    def _general_data_for_ratio(self):
+        if self.general_ratio > 0 and not self.general_data:
+            raise ValueError(
+                f"rft.general_ratio is {self.general_ratio:g} but rft.general_data is not set: name the general "
+                "instruction dataset to mix in, or set rft.general_ratio to 0"
+            )
+        return self
 
 
 class RLConfig(Strict):

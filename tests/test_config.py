@@ -41,6 +41,18 @@ def test_broken_yaml_and_missing_file(tmp_path):
         load_config(g)
 
 
+def test_general_ratio_without_general_data_fails_naming_both_fields(tmp_path):
+    f = tmp_path / "mix.yaml"
+    f.write_text("rft:\n  general_ratio: 0.85\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    assert "rft.general_ratio" in str(e.value) and "rft.general_data" in str(e.value) and "mix.yaml" in str(e.value)
+    f.write_text("rft:\n  general_ratio: 0.85\n  general_data: data/general.jsonl\n")
+    assert load_config(f).rft.general_ratio == 0.85
+    f.write_text("rft:\n  general_ratio: 0\n")
+    assert load_config(f).rft.general_data is None
+
+
 def test_section_hash_changes_only_with_its_section(tmp_path):
     a = tmp_path / "a.yaml"
     b = tmp_path / "b.yaml"

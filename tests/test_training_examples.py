@@ -97,6 +97,19 @@ def test_general_chat_bad_rows_are_reported_not_fatal(tmp_path):
     data = load_general_chat(f)
     assert len(data.examples) == 1 and data.examples[0]["completion"][0]["content"] == "hello"
     assert len(data.problems) == 3 and all(str(f) in p for p in data.problems)
+    with pytest.raises(ValueError, match=r"rft\.general_data: .*nope\.jsonl"):
+        load_general_chat(tmp_path / "nope.jsonl")
+
+
+def test_general_chat_reads_parquet_and_folders_like_every_source(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    pq.write_table(pa.Table.from_pylist([{"messages": chat}, {"messages": chat[:1]}]), tmp_path / "a.parquet")
+    (tmp_path / "b.jsonl").write_text(json.dumps({"messages": chat}) + "\n")
+    data = load_general_chat(tmp_path)
+    assert len(data.examples) == 2 and len(data.problems) == 1 and "a.parquet" in data.problems[0]
 
 
 def test_heldout_split_is_by_prompt_and_near_the_fraction():

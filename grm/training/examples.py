@@ -66,44 +66,27 @@ def _chat_example(messages, where: str) -> tuple[dict | None, str | None]:
 
 
 def load_general_chat(path: str | Path) -> ChatData:
-    """A general instruction dataset (JSONL or Parquet, a ``messages`` column per row) as prompt-completion
-    pairs: the last assistant turn is the target, the turns before it are the prompt. Bad rows are reported,
-    not fatal."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"general instruction data {p} does not exist (rft.general_data)")
-    files = sorted(p.glob("*.parquet")) + sorted(p.glob("*.jsonl")) if p.is_dir() else [p]
-    out = ChatData([])
-    for f in files:
-        if f.suffix == ".parquet":
-            import pyarrow.parquet as pq
+    """A general instruction dataset (a JSONL, JSON or Parquet file, a folder of them, or a Hugging Face dataset
+    id's train split; a ``messages`` list per row) as prompt-completion pairs: the last assistant turn is the
+    target, the turns before it are the prompt. Bad rows are reported, not fatal; a source that cannot be read
+    at all fails naming rft.general_data."""
+    from grm.formats.readers import SourceReadError, iter_records  # the readers every data source goes through
 
-            table = pq.read_table(f)
-            if "messages" not in table.column_names:
-                raise ValueError(f"{f}: no `messages` column (columns: {table.column_names})")
-            rows = ((i, m) for i, m in enumerate(table.column("messages").to_pylist()))
-        elif f.suffix in (".jsonl", ".json"):
-            rows = _jsonl_messages(f, out.problems)
-        else:
-            raise ValueError(f"{f}: general data must be .jsonl or .parquet")
-        for i, messages in rows:
-            ex, why = _chat_example(messages, f"{f}:{i + 1}")
+    out = ChatData([])
+    try:
+        for rec in iter_records(str(path)):
+            if rec.error is not None:
+                out.problems.append(f"{rec.row_ref}: {rec.error}")
+                continue
+            messages = rec.value.get("messages") if isinstance(rec.value, Mapping) else None
+            ex, why = _chat_example(messages, rec.row_ref)
             if ex is None:
                 out.problems.append(why)
             else:
                 out.examples.append(ex)
+    except SourceReadError as e:
+        raise ValueError(f"rft.general_data: {e}") from None
     return out
-
-
-def _jsonl_messages(f: Path, problems: list[str]):
-    with open(f, encoding="utf-8", errors="replace") as fh:
-        for i, line in enumerate(fh):
-            if not line.strip():
-                continue
-            try:
-                yield i, json.loads(line).get("messages")
-            except (json.JSONDecodeError, AttributeError) as e:
-                problems.append(f"{f}:{i + 1}: not a JSON object with `messages` ({e})")
 
 
 def mix_general(rm: Sequence[dict], general: Sequence[dict], ratio: float, seed: int) -> tuple[list[dict], dict]:
