@@ -30,6 +30,7 @@ from grm.formats.base import (
     user,
 )
 from grm.formats.pairwise import rmb_answer, rmb_category
+from grm.shuffling import permutation, shown
 
 RM_BENCH_STYLES = ("concise", "detailed_plain", "detailed_markdown")
 # RM-Bench reports by domain; the file a row comes from names its domain.
@@ -217,3 +218,61 @@ def qwen_math_bon(row: Mapping, ctx: RowContext) -> list[Draft]:
     return [rated(conv, r, c, subset, problem=problem, response_index=i, gt=row.get("gt"),
                   pred=preds[i] if i < len(preds) else None, identity=["qwen_math_bon", problem, i])
             for i, (r, c) in enumerate(zip(responses, correct))]
+
+
+RB2_TIES = "Ties"
+_RB2_TIES_ID = re.compile(r"(ref|tied):\d+")
+RB2_ORDER_SEED = 0  # fixed, not a config seed: an item's response order is part of its identity
+
+
+def _count(row: Mapping, key: str) -> int:
+    v = field_value(row, key)
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise RowError(WRONG_TYPE, f"{key}={v!r} is not a count")
+    return v
+
+
+def rewardbench2(row: Mapping, ctx: RowContext) -> list[Draft]:
+    """RewardBench 2 (allenai/reward-bench-2, split test): one item per row holding ALL its completions, so a
+    pointwise GRM rates them in one pass (the paper's n-response mode). Ties rows hold many (up to 20+), all in
+    one prompt: ``grm.sampling_plan`` makes one request per sample with every completion in it, each sample in
+    its own shuffled order; a prompt longer than the judge's context is skipped by the judge and counted in its
+    skipped prompts, like any other item.
+
+    The official ratings mode rates each completion on its own, so order does not matter there; our GRM sees
+    them together and any unshuffled read (greedy decoding, a plan with shuffle off) takes the item's order, so
+    the correct one must not always come first. The completions, unrolled as the harness does (chosen, then
+    rejected; the first ``num_correct`` are correct), are placed in an order seeded by the row id. ``best`` is
+    where ``chosen[0]`` went (the completion the harness's ``scores[0]`` credits); ``meta`` records
+    ``num_correct``, ``total_completions``, ``correct`` (the item positions of every correct completion,
+    ascending), ``order`` (the unrolled index of each item position) and ``rb2_id`` (Ties: ``ref:<pid>`` /
+    ``tied:<pid>``, which the Ties formula pairs)."""
+    rb2_id = field_value(row, "id")
+    if isinstance(rb2_id, bool) or not isinstance(rb2_id, (str, int)):
+        raise RowError(WRONG_TYPE, f"id={rb2_id!r} is not a string or an integer")
+    rb2_id = str(rb2_id)
+    subset = text(row, "subset")
+    if subset == RB2_TIES and not _RB2_TIES_ID.fullmatch(rb2_id):
+        raise RowError(BAD_LABEL, f"Ties id {rb2_id!r} is not 'ref:<n>' or 'tied:<n>'")
+    chosen = text_list(row, "chosen")
+    rejected = text_list(row, "rejected")
+    num_correct = _count(row, "num_correct")
+    total = _count(row, "total_completions")
+    if len(chosen) != num_correct:
+        raise RowError(WRONG_TYPE, f"chosen has {len(chosen)} completions but num_correct={num_correct}")
+    if len(chosen) + len(rejected) != total:
+        raise RowError(WRONG_TYPE, f"chosen + rejected hold {len(chosen) + len(rejected)} completions but "
+                                   f"total_completions={total}")
+    if not chosen:
+        raise RowError(TOO_FEW_RESPONSES, "no correct completion (chosen is empty)")
+    if not rejected:
+        raise RowError(TOO_FEW_RESPONSES, "no incorrect completion (rejected is empty)")
+    both = set(chosen) & set(rejected)
+    if both:
+        raise RowError(BAD_LABEL, f"a completion is both chosen and rejected: {next(iter(both))[:60]!r}")
+    order = permutation(total, RB2_ORDER_SEED, "rewardbench2", rb2_id)
+    correct = [j for j, u in enumerate(order) if u < num_correct]
+    return [listwise(user(text(row, "prompt")), shown(chosen + rejected, order), order.index(0), subset,
+                     rb2_id=rb2_id, num_correct=num_correct, total_completions=total, correct=correct, order=order)]

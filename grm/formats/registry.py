@@ -9,6 +9,10 @@ _ALL = [
     # evaluation benchmarks
     Format("rewardbench", "RewardBench (allenai/reward-bench): prompt, chosen, rejected, subset", pairwise.rewardbench,
            "eval", hf_split="filtered"),
+    Format("rewardbench2", "RewardBench 2 (allenai/reward-bench-2): one item per row with ALL its completions "
+           "(chosen + rejected, Ties up to 20+) in one prompt, in an order seeded by the row id; meta.correct, "
+           "num_correct, rb2_id for scoring; prompts over the judge's context are skipped and counted",
+           listwise.rewardbench2, "eval", hf_split="test"),
     Format("rm_bench", "RM-Bench: 3 chosen x 3 rejected style variants -> 9 pairs per prompt (3x3 style matrix)",
            listwise.rm_bench, "eval"),
     Format("judgebench", "JudgeBench: question, response_A, response_B, label 'A>B' | 'B>A'", pairwise.judgebench, "eval"),
