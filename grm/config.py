@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -137,6 +137,39 @@ class OpenAIConfig(Strict):
     serve_args: list[str] = Field(default_factory=list)
 
 
+class EndpointConfig(Strict):
+    """A model behind an OpenAI-compatible chat endpoint, where the config names a model (rft.sampler,
+    rl.easy_filter_model): e.g. a teacher served by its vendor. Sampled with the openai backend whatever
+    generation.backend is (its concurrency, retries and timeout from generation.openai). The key is read from
+    the environment variable ``api_key_env`` when sampling: configs, manifests and logs hold only its name."""
+
+    base_url: str  # e.g. https://api.deepseek.com/v1
+    model: str  # the served model's name
+    api_key_env: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url_without_secrets(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("needs an http(s) URL such as http://127.0.0.1:8000/v1")
+        if parts.username or parts.password or parts.query:
+            raise ValueError("must not carry credentials or a query (they would be stored with the config): "
+                             "put the key in an environment variable and name it in api_key_env")
+        return v
+
+
+def _model_kind(v) -> str:
+    return "endpoint" if isinstance(v, (dict, EndpointConfig)) else "name"
+
+
+# A model named in the config: a name (a store model, 'base', a folder or hub id) or an endpoint (a mapping)
+ModelChoice = Annotated[Union[Annotated[str, Tag("name")], Annotated[EndpointConfig, Tag("endpoint")]],
+                        Discriminator(_model_kind)]
+
+
 class TaskRunnerConfig(Strict):
     kind: Literal["threads", "ray"] = "threads"
     workers: int = Field(default=1, ge=1)
@@ -201,7 +234,9 @@ class BootstrapConfig(Strict):
 
 
 class RFTConfig(Strict):
-    sampler: Literal["base"] | str = "base"  # which model samples the trajectories
+    # which model samples the trajectories: 'base', a store model (rft, grm), a folder or hub id, or an endpoint
+    # (the paper's teacher is DeepSeek-V2.5, a chat model, not the pretrained base)
+    sampler: ModelChoice = "base"
     n_samples: int = Field(default=3, ge=1)  # N_RFT
     hinted: bool = True  # one extra hinted sample per item
     temperature: float = Field(default=1.0, ge=0)
@@ -224,6 +259,9 @@ class RLConfig(Strict):
     beta: float = Field(default=0.08, ge=0)  # KL coefficient (TRL's default is 0: set explicitly)
     temperature: float = Field(default=1.0, gt=0)
     easy_filter_samples: int = Field(default=3, ge=0)  # N for too-easy filtering; 0 keeps every item
+    # the model that filters out too-easy items: the RFT model by default; the paper used a separate small chat
+    # model (DeepSeek-V2-Lite-Chat). A store model, a folder or hub id, or an endpoint, as rft.sampler.
+    easy_filter_model: ModelChoice = "rft"
     loss_type: str = "grpo"
     use_vllm: bool = False  # generate rollouts with vLLM (TRL's colocate or server mode) instead of transformers
     vllm_mode: Literal["colocate", "server"] = "colocate"
@@ -253,6 +291,9 @@ class MetaRMConfig(Strict):
 
 class JudgeConfig(Strict):
     models: list[Literal["base", "rft", "grm"]] = Field(default_factory=lambda: ["grm"])  # greedy for each
+    # the models that also draw k_max samples at the temperature below, for voting@k (and metaRM@k for grm);
+    # the paper reports voting@k for the RFT model too (Table 6)
+    voting_models: list[Literal["base", "rft", "grm"]] = Field(default_factory=lambda: ["grm"], min_length=1)
     k_max: int = Field(default=8, ge=1)  # samples per eval item from models/grm (temperature below)
     temperature: float = Field(default=0.5, gt=0)
     meta_scores: bool = True

@@ -11,11 +11,12 @@ import hashlib
 import json
 import re
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from grm.config import Config
+from grm.config import Config, EndpointConfig
 from storage import ArtifactRef
 from storage.versions import library_versions
 
@@ -156,3 +157,19 @@ def external_data(name: str, path: str) -> ArtifactRef:
 def external_model(name: str, path: str) -> ArtifactRef:
     """A model folder outside the store (or a hub id) as a stage input, fingerprinted cheaply."""
     return ArtifactRef("external", name, path, model_fingerprint(path))
+
+
+@dataclass(frozen=True)
+class EndpointRef(ArtifactRef):
+    """A model behind an OpenAI-compatible endpoint as a stage input: kind 'endpoint', path its base URL, and
+    the endpoint's settings (never its key) for the sampler (tasks.sampling.backend_spec)."""
+
+    endpoint: EndpointConfig | None = None
+
+
+def endpoint_model(endpoint: EndpointConfig) -> EndpointRef:
+    """An endpoint as a stage input. Its weights cannot be hashed: the URL and the served model's name stand in
+    for its content, as a hub id does for a hub model (the key, and which variable holds it, do not count)."""
+    ident = json.dumps([endpoint.base_url.rstrip("/"), endpoint.model])
+    fingerprint = hashlib.sha256(f"endpoint:{ident}".encode()).hexdigest()
+    return EndpointRef("endpoint", endpoint.model, endpoint.base_url, fingerprint, endpoint=endpoint)

@@ -1,9 +1,10 @@
 """Stage `judge`: judgments of the eval items, for evaluation with inference-time scaling.
 
-Every configured model (judge.models: base / rft / grm) judges each eval item greedily; the trained GRM also
-draws judge.k_max samples at judge.temperature, each with its own shuffled response order (grm.sampling_plan).
-With a meta RM, every parsed sample gets its meta score. One `judgments` artifact holds it all; `evaluate`
-computes greedy, voting@k and metaRM@k from it (smaller k reuse the first k samples).
+Every configured model (judge.models: base / rft / grm) judges each eval item greedily; the models of
+judge.voting_models (the trained GRM by default; the RFT model too for the paper's Table 6) also draw
+judge.k_max samples at judge.temperature, each with its own shuffled response order (grm.sampling_plan).
+With a meta RM, every parsed sample of the trained GRM gets its meta score. One `judgments` artifact holds it
+all; `evaluate` computes greedy, voting@k and metaRM@k from it (smaller k reuse the first k samples).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from grm.prompts import Templates
 from storage import ArtifactRef
 from storage.store import read_parquet_rows
 from tasks.base import StageContext, StageOutput
-from tasks.sampling import BackendSpec, planned_rows, sample_shards
+from tasks.sampling import backend_spec, planned_rows, sample_shards
 from tasks.stage import MODEL_SECTIONS, TABLE, stage
 
 
@@ -46,9 +47,10 @@ def _first_per_subset(items: list[dict], n: int) -> list[dict]:
 
 
 @stage(group="evaluation", outputs={"judgments": TABLE}, config=MODEL_SECTIONS + ("judge", "metarm.max_length"),
-       models={"models": "judge.models"}, when={"metarm": lambda cfg: cfg.judge.meta_scores})
+       models={"models": "judge.models", "voting": "judge.voting_models"},
+       when={"metarm": lambda cfg: cfg.judge.meta_scores})
 def run(ctx: StageContext, items: ArtifactRef, grm: ArtifactRef, models: dict[str, ArtifactRef],
-        metarm: ArtifactRef | None = None) -> StageOutput:
+        voting: dict[str, ArtifactRef], metarm: ArtifactRef | None = None) -> StageOutput:
     cfg, gen = ctx.config, ctx.config.generation
     items = [r for r in ctx.store.read_rows(items) if r["split"] == "eval"]
     if cfg.judge.per_subset:
@@ -63,31 +65,32 @@ def run(ctx: StageContext, items: ArtifactRef, grm: ArtifactRef, models: dict[st
     greedy = SamplingParams(temperature=0.0, max_new_tokens=gen.max_new_tokens)
     sampled = SamplingParams(temperature=cfg.judge.temperature, max_new_tokens=gen.max_new_tokens, top_p=gen.top_p)
 
-    parts, sample_files, stats = [], [], {}
-    for name in dict.fromkeys(["grm", *cfg.judge.models]):
-        spec = BackendSpec((models.get(name) or grm).path, gen, dtype=cfg.models.dtype, max_model_len=cfg.models.max_length)
+    parts, sample_files, stats = [], {}, {}
+    for name in dict.fromkeys([*cfg.judge.voting_models, *cfg.judge.models]):
+        spec = backend_spec(cfg, models.get(name) or voting.get(name) or grm)
         if name in cfg.judge.models:
             reqs, planned = sampling_plan.plan(items, k=1, tag=f"judge:{name}:greedy", **plan)
             run_g = sample_shards(ctx, f"{name}-greedy", "judgments", reqs,
                                   planned_rows(planned, by_id, model=name, decoding="greedy"), spec, greedy,
-                                  close=name != "grm")
+                                  close=name not in cfg.judge.voting_models)
             parts += run_g.files
             stats[f"{name} greedy"] = run_g
-        if name == "grm":
-            reqs, planned = sampling_plan.plan(items, k=cfg.judge.k_max, tag="judge:grm", **plan)
-            run_s = sample_shards(ctx, "grm-sample", "judgments", reqs,
-                                  planned_rows(planned, by_id, model="grm", decoding="sample"), spec, sampled)
-            sample_files = run_s.files
-            stats[f"grm k={cfg.judge.k_max} at T={cfg.judge.temperature}"] = run_s
+        if name in cfg.judge.voting_models:
+            reqs, planned = sampling_plan.plan(items, k=cfg.judge.k_max, tag=f"judge:{name}", **plan)
+            run_s = sample_shards(ctx, f"{name}-sample", "judgments", reqs,
+                                  planned_rows(planned, by_id, model=name, decoding="sample"), spec, sampled)
+            sample_files[name] = run_s.files
+            stats[f"{name} k={cfg.judge.k_max} at T={cfg.judge.temperature}"] = run_s
 
     with ctx.store.writer("judgments", **ctx.manifest(k_max=cfg.judge.k_max, models=list(cfg.judge.models))) as w:
         for f in parts:
             w.add_parquet_file(f)
-        for f in sample_files:
-            rows = read_parquet_rows(f)
-            if metarm is not None:
-                _meta_scores(ctx, metarm, rows, by_id, tpl)
-            w.write_rows(rows)
+        for name, files in sample_files.items():
+            for f in files:
+                rows = read_parquet_rows(f)
+                if metarm is not None and name == "grm":  # the meta RM guides the GRM it was trained for
+                    _meta_scores(ctx, metarm, rows, by_id, tpl)
+                w.write_rows(rows)
     lines = [f"**judge**: {len(items)} eval items -> {w.rows} judgments", "", "| part | prompts | rows | skipped prompts | seconds |",
              "|---|---|---|---|---|"]
     lines += [f"| {k} | {sum(e['prompts'] for e in r.shard_log)} | {r.rows} | {r.skipped_prompts} | {r.seconds:.1f} |"

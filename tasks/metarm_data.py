@@ -51,7 +51,7 @@ def run(ctx: StageContext, items: ArtifactRef, rft_samples: ArtifactRef, grm: Ar
     rows = labeled(rft_rows, by_id, "rft", tmpl, frac, cfg.seed)
     if cfg.metarm.fresh_samples > 0:
         fresh = sample_judgments(
-            ctx, grm.path, items, k=cfg.metarm.fresh_samples, temperature=cfg.metarm.temperature, tag="metarm"
+            ctx, grm, items, k=cfg.metarm.fresh_samples, temperature=cfg.metarm.temperature, tag="metarm"
         )
         rows += labeled(fresh, by_id, "grm", tmpl, frac, cfg.seed)
     counts = Counter((r["origin"], r["split"], r["label"]) for r in rows)

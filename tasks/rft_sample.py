@@ -1,5 +1,8 @@
 """rft_sample: sample trajectories for rejective fine-tuning and decide which are accepted.
 
+The sampler is rft.sampler: the base model, a store model, a folder or hub id, or a teacher behind an
+OpenAI-compatible endpoint (the paper sampled with DeepSeek-V2.5, a strong chat model).
+
 For every train item whose correctness is defined (grm.training.examples.trainable): rft.n_samples
 non-hinted samples with shuffled response order, plus one hinted sample when rft.hinted; the core's rules
 (grm.rules.rft_acceptance) accept or reject each, and every trajectory is written to ``rft_samples``.
@@ -79,9 +82,7 @@ def run(ctx: StageContext, items: ArtifactRef, sampler: ArtifactRef) -> StageOut
     cfg = ctx.config.rft
     train = [i for i in ctx.store.read_rows(items) if i["split"] == "train"]
     items = [i for i in train if trainable(i)]
-    rows = sample_judgments(
-        ctx, sampler.path, items, k=cfg.n_samples, temperature=cfg.temperature, tag="rft", hinted=cfg.hinted
-    )
+    rows = sample_judgments(ctx, sampler, items, k=cfg.n_samples, temperature=cfg.temperature, tag="rft", hinted=cfg.hinted)
     by_id = {i["item_id"]: i for i in items}
     for r in rows:
         item = by_id[r["item_id"]]

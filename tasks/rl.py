@@ -1,7 +1,7 @@
 """rl: rule-based online RL (TRL GRPO) from ``models/rft`` -> ``models/grm`` and ``rl_log``.
 
-Items too easy for the reference policy (the RFT model gets them right in all rl.easy_filter_samples
-samples) are dropped first. Each GRPO prompt shows the responses in a seeded order of its own
+Items too easy for rl.easy_filter_model (the RFT model by default; the paper used a separate small chat
+model) are dropped first: it gets them right in all rl.easy_filter_samples samples. Each GRPO prompt shows the responses in a seeded order of its own
 (grm.training.examples.grpo_rows).
 """
 
@@ -32,9 +32,9 @@ def too_easy_items(rows: list[dict]) -> set[str]:
     return {iid for iid, f in flags.items() if rules.too_easy(f)}
 
 
-def filter_too_easy(ctx: StageContext, reference: str, items: list[dict], memo) -> set[str]:
-    """Items the reference policy gets right in all rl.easy_filter_samples samples. The answer is kept in the
-    stage's work folder, so a rerun after a killed training run does not sample again."""
+def filter_too_easy(ctx: StageContext, model: ArtifactRef | None, items: list[dict], memo) -> set[str]:
+    """Items ``model`` (rl.easy_filter_model) gets right in all rl.easy_filter_samples samples. The answer is
+    kept in the stage's work folder, so a rerun after a killed training run does not sample again."""
     n = ctx.config.rl.easy_filter_samples
     if n == 0:
         return set()
@@ -42,26 +42,29 @@ def filter_too_easy(ctx: StageContext, reference: str, items: list[dict], memo) 
         saved = json.loads(memo.read_text())
         if saved["items"] == sorted(i["item_id"] for i in items):
             return set(saved["too_easy"])
-    sampled = sample_judgments(ctx, reference, items, k=n, temperature=ctx.config.rl.temperature, tag="rl-easy")
+    sampled = sample_judgments(ctx, model, items, k=n, temperature=ctx.config.rl.temperature, tag="rl-easy")
     easy = too_easy_items(sampled)
     memo.write_text(json.dumps({"items": sorted(i["item_id"] for i in items), "too_easy": sorted(easy)}))
     return easy
 
 
-@stage(group="train", outputs={"grm": MODEL, "rl_log": TABLE}, config=MODEL_SECTIONS + ("rl",))
-def run(ctx: StageContext, items: ArtifactRef, rft: ArtifactRef) -> StageOutput:
+@stage(group="train", outputs={"grm": MODEL, "rl_log": TABLE}, config=MODEL_SECTIONS + ("rl",),
+       models={"easy_filter": "rl.easy_filter_model"}, when={"easy_filter": lambda cfg: cfg.rl.easy_filter_samples > 0})
+def run(ctx: StageContext, items: ArtifactRef, rft: ArtifactRef, easy_filter: ArtifactRef | None = None) -> StageOutput:
     cfg = ctx.config
     rl = cfg.rl
     items = [i for i in ctx.store.read_rows(items) if i["split"] == "train" and trainable(i)]
     reference = rft.path
     job_dir = ctx.work_dir()
-    easy = filter_too_easy(ctx, reference, items, job_dir / EASY_FILE)
+    easy = filter_too_easy(ctx, easy_filter, items, job_dir / EASY_FILE)
+    judge = easy_filter.path if easy_filter is not None else "no filter"
     kept = [i for i in items if i["item_id"] not in easy]
     if not kept:
-        raise ValueError(f"rl: all {len(items)} train items are too easy for the RFT model; nothing to learn from")
+        raise ValueError(f"rl: all {len(items)} train items are too easy for {judge} (rl.easy_filter_model); nothing to learn from")
     draws = draws_per_item(len(kept), rl.train.max_steps, rl.train.batch_size // rl.group_size)
     prompts = grpo_rows(kept, draws=draws, seed=cfg.seed, templates=Templates.configured(cfg))
-    card_data = {"train_items": len(items), "too_easy_dropped": len(easy), "rl_items": len(kept), "draws_per_item": draws}
+    card_data = {"train_items": len(items), "too_easy_dropped": len(easy), "easy_filter_model": judge, "rl_items": len(kept),
+                 "draws_per_item": draws}
     params = {
         "group_size": rl.group_size,
         "beta": rl.beta,
@@ -84,7 +87,7 @@ def run(ctx: StageContext, items: ArtifactRef, rft: ArtifactRef) -> StageOutput:
     clear_checkpoints(job_dir)
     m = result["metrics"]
     md = (
-        f"# rl\n\n{len(items)} train items, {len(easy)} too easy for the RFT model (all {rl.easy_filter_samples} samples "
+        f"# rl\n\n{len(items)} train items, {len(easy)} too easy for {judge} (all {rl.easy_filter_samples} samples "
         f"correct) dropped, {len(kept)} used; G={rl.group_size}, beta={rl.beta}, loss {rl.loss_type}; {m['steps']} steps"
         + (f" (resumed from step {m['resumed_from_step']})" if m["resumed_from_step"] else "")
         + f"; reward {m['reward_first']} -> {m['reward_last']}.\n"

@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from grm.config import Config
+from grm.config import Config, EndpointConfig
 from storage import ArtifactRef, Store
 from tasks.base import MapJobs, StageContext, StageOutput, map_serially, stage_work_dir
-from tasks.cache_keys import code_version, external_data, external_model, stage_key
+from tasks.cache_keys import code_version, endpoint_model, external_data, external_model, stage_key
 from tasks.config_view import ConfigView
 from tasks.stage import TABLE, Stage
 from tasks.stages import COMMAND_TABLES, get_stage, graph, writer_of
@@ -51,7 +51,10 @@ def _artifact(name: str, store: Store, produced: Mapping[str, ArtifactRef]) -> A
     return store.newest(kind, name)
 
 
-def _model(spec: Stage, cfg: Config, value: str, store: Store, produced: Mapping[str, ArtifactRef]) -> ArtifactRef:
+def _model(spec: Stage, cfg: Config, value: str | EndpointConfig, store: Store,
+           produced: Mapping[str, ArtifactRef]) -> ArtifactRef:
+    if isinstance(value, EndpointConfig):
+        return endpoint_model(value)
     name = model_reference(cfg, value)
     if name is None:
         return external_model(value, cfg.resolve_path(value))

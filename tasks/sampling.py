@@ -34,6 +34,7 @@ from grm.prompts import Templates
 from storage import ArtifactRef
 from storage.store import parquet_rows, read_parquet_rows, write_shard
 from tasks.base import StageContext
+from tasks.cache_keys import EndpointRef
 
 RowsFn = Callable[[Sequence[Result], Sequence[Request]], list[dict]]
 
@@ -54,6 +55,17 @@ class BackendSpec:
     @property
     def key(self) -> str:
         return json.dumps([self.model_path, self.generation.model_dump(mode="json"), self.dtype, self.max_model_len], sort_keys=True)
+
+
+def backend_spec(cfg, model: ArtifactRef) -> BackendSpec:
+    """How to sample from a model input (``cfg``: the config or a stage's view of it): a folder with the
+    configured backend, or a model behind an OpenAI-compatible endpoint (rft.sampler, rl.easy_filter_model)
+    with the openai backend pointed at it, whatever generation.backend says."""
+    if not isinstance(model, EndpointRef):
+        return BackendSpec(model.path, cfg.generation, dtype=cfg.models.dtype, max_model_len=cfg.models.max_length)
+    ep, gen = model.endpoint, cfg.generation
+    client = gen.openai.model_copy(update={"base_url": ep.base_url, "model": ep.model, "api_key_env": ep.api_key_env, "serve": False})
+    return BackendSpec(ep.model, gen.model_copy(update={"backend": "openai", "openai": client}))
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -219,7 +231,7 @@ def _skipped_prompts(log_path, n_shards: int) -> int:
 
 def sample_judgments(
     ctx: StageContext,
-    model: str,
+    model: ArtifactRef,
     items: Sequence[Mapping],
     *,
     k: int,
@@ -236,8 +248,8 @@ def sample_judgments(
     if not requests:
         return []
     params = SamplingParams(temperature=temperature, max_new_tokens=cfg.generation.max_new_tokens, top_p=cfg.generation.top_p)
-    ctx.logger.info("%s: sampling %d requests (%d samples) with %s", ctx.stage, len(requests), len(planned), model)
-    spec = BackendSpec(model, cfg.generation, dtype=cfg.models.dtype, max_model_len=cfg.models.max_length)
+    ctx.logger.info("%s: sampling %d requests (%d samples) with %s", ctx.stage, len(requests), len(planned), model.path)
+    spec = backend_spec(cfg, model)
     by_id = {i["item_id"]: i for i in items}
     # shards hold rft_samples' columns (a superset of grm.sampling_plan's rows); the stage decides acceptance after
     run = sample_shards(ctx, tag, "rft_samples", requests, planned_rows(planned, by_id), spec, params)

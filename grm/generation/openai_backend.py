@@ -45,7 +45,8 @@ class OpenAIBackend(Backend):
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)
             if not key:
-                raise BackendError(f"generation.openai.api_key_env names {cfg.api_key_env!r}, which is not set in the environment")
+                raise BackendError(f"api_key_env names {cfg.api_key_env!r}, which is not set in the environment "
+                                   f"(the key of {cfg.base_url or 'the served model'})")
         if cfg.serve:
             self.server = ManagedServer.vllm_serve(model, vllm or VLLMConfig(), cfg.serve_args, max_model_len=max_model_len)
             base_url = self.server.base_url
