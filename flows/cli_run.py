@@ -14,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="run the SPCT pipeline (cached stages) on a config",
-        description="Run curate -> (bootstrap) -> rft_sample -> rft_train -> rl -> metarm_data -> metarm_train -> "
-        "judge -> evaluate. Unchanged stages are skipped (Cached). Without PREFECT_API_URL Prefect runs locally; "
+        description="Run (math_samples) -> curate -> (bootstrap) -> rft_sample -> rft_train -> rl -> metarm_data -> "
+        "metarm_train -> judge -> evaluate. Unchanged stages are skipped (Cached). Without PREFECT_API_URL Prefect runs locally; "
         "with it, the run reports to that server.",
     )
     p.add_argument("--config", default="configs/tiny.yaml", metavar="FILE")

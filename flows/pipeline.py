@@ -87,6 +87,6 @@ def _run(config_path: str, store: str | None, only: list[str] | None, force: lis
 @flow(name="spct-pipeline", log_prints=True)
 def spct_pipeline(config: str = "configs/tiny.yaml", store: str | None = None, only: list[str] | None = None,
                   force: list[str] | None = None, overrides: list[str] | None = None) -> dict:
-    """The DAG: curate -> (bootstrap) -> rft_sample -> rft_train -> rl -> metarm_data -> metarm_train -> judge
-    -> evaluate. ``only``: stages or groups (data, train, metarm, evaluation) to run, on the store's artifacts."""
+    """The DAG: (math_samples) -> curate -> (bootstrap) -> rft_sample -> rft_train -> rl -> metarm_data ->
+    metarm_train -> judge -> evaluate. ``only``: stages or groups (data, train, metarm, evaluation) to run, on the store's artifacts."""
     return _run(config, store, only, force, overrides)

@@ -79,8 +79,42 @@ class DecontaminationConfig(Strict):
     action: Literal["drop", "flag"] = "drop"
 
 
+PROBLEM_FORMATS = ("math", "gsm8k")  # formats whose items carry a problem and its ground-truth answer (meta.answer)
+PIPELINE_MODELS = ("scratch", "rft", "grm", "metarm")  # models the pipeline trains: none exists before curate
+
+
+class MathSamplesConfig(Strict):
+    """The paper's math data (stage math_samples, then curate): ``n_samples`` solutions to each problem of
+    ``sources``, sampled by ``sampler`` on the configured generation backend, judged against the ground truth
+    (grm.math_answers) and paired correct vs incorrect (grm.formats.solutions)."""
+
+    sources: list[SourceConfig] = Field(min_length=1)  # problems: formats math | gsm8k
+    sampler: ModelChoice  # the policy: a model folder, a hub id, 'base' when models.base names one, or an endpoint
+    n_samples: int = Field(default=4, ge=2)  # solutions per problem
+    temperature: float = Field(default=1.0, gt=0)
+    max_new_tokens: int | None = Field(default=None, ge=1)  # None: generation.max_new_tokens
+    instruction: str = "Please reason step by step, and put your final answer within \\boxed{}."  # after the problem
+    check_timeout_s: int = Field(default=5, ge=1)  # math-verify's bound on each parse and comparison
+
+    @field_validator("sources")
+    @classmethod
+    def _problems(cls, v: list[SourceConfig]) -> list[SourceConfig]:
+        bad = [f"{s.name} ({s.format})" for s in v if s.format not in PROBLEM_FORMATS]
+        if bad:
+            raise ValueError(f"problem sources must have format {' or '.join(PROBLEM_FORMATS)}; not {', '.join(bad)}")
+        return v
+
+    @field_validator("sampler")
+    @classmethod
+    def _exists_before_training(cls, v):
+        if isinstance(v, str) and v in PIPELINE_MODELS:
+            raise ValueError(f"sampler {v!r} is trained after the math data is made: name a model folder or hub id")
+        return v
+
+
 class DataConfig(Strict):
     sources: list[SourceConfig] = Field(default_factory=list)
+    math_samples: MathSamplesConfig | None = None  # None: no sampled math data (stage math_samples off)
     miniworld: MiniWorldConfig | None = None
     dedup: bool = True
     decontamination: DecontaminationConfig = DecontaminationConfig()
@@ -89,7 +123,7 @@ class DataConfig(Strict):
 
     @model_validator(mode="after")
     def _unique_sources(self):
-        names = [s.name for s in self.sources]
+        names = [s.name for s in self.sources] + [s.name for s in (self.math_samples.sources if self.math_samples else [])]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"source names must be unique; repeated: {', '.join(repeated)}")
@@ -328,6 +362,14 @@ class Config(Strict):
         if v < 0:
             raise ValueError("seed must be >= 0")
         return v
+
+    @model_validator(mode="after")
+    def _math_sampler_exists(self):
+        math = self.data.math_samples
+        if math is not None and math.sampler == "base" and self.models.base == "scratch":
+            raise ValueError("data.math_samples.sampler 'base' names models.base 'scratch', which is trained after the "
+                             "math data is made: name a model folder or hub id")
+        return self
 
     @property
     def base_dir(self) -> Path:

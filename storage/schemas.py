@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 
@@ -44,6 +44,37 @@ IMPORTS = pa.schema(
         ("hf_split", pa.string()),
         ("max_chars", pa.int64()),  # null: data.max_chars
         ("registered_at", pa.string()),
+    ]
+)
+
+# The math data step (stage math_samples): one row per math problem read, with the solutions a policy model
+# sampled for it, each judged against the ground truth; or the error that kept it from being sampled. curate
+# pairs a correct with an incorrect solution of each problem (format sampled_solutions).
+SAMPLED_SOLUTION = pa.struct(
+    [
+        ("sample_idx", pa.int32()),
+        ("seed", pa.int64()),
+        ("text", pa.string()),
+        ("answer", pa.string()),  # the final answer found (\boxed{} or '#### n'); null when none
+        ("correct", pa.bool_()),  # the answer equals the ground truth (math-verify)
+        ("finish_reason", pa.string()),  # stop | length
+    ]
+)
+
+MATH_SAMPLES = pa.schema(
+    [
+        ("problem_id", pa.string()),  # the problem's item id (source + content)
+        ("source", pa.string()),  # the data.math_samples source it was read from
+        ("split", pa.string()),
+        ("subset", pa.string()),
+        ("row_ref", pa.string()),  # where an unreadable problem was (file:line); null otherwise
+        ("conversation", pa.list_(MESSAGE)),  # the problem as the user's turn (without the sampling instruction)
+        ("reference_answer", pa.string()),
+        ("model", pa.string()),  # the sampler, as configured
+        ("solutions", pa.list_(SAMPLED_SOLUTION)),
+        ("error", pa.string()),  # why the problem was not sampled ('code: detail', its quarantine reason); null if it was
+        ("raw", pa.string()),  # the problem row as read, for an unreadable problem
+        ("meta", pa.string()),  # JSON: the problem item's meta (level, ...)
     ]
 )
 
@@ -144,6 +175,7 @@ TABLES: dict[str, pa.Schema] = {
     "items": ITEMS,
     "quarantine": QUARANTINE,
     "imports": IMPORTS,
+    "math_samples": MATH_SAMPLES,
     "rft_samples": RFT_SAMPLES,
     "rl_log": RL_LOG,
     "metarm_data": METARM_DATA,

@@ -1,5 +1,6 @@
-"""Stage `curate`: import the configured sources and those registered by `grm data import`, curate them
-(dedup, decontamination, caps), write `items` and `quarantine`. The one writer of `items`."""
+"""Stage `curate`: import the configured sources, those registered by `grm data import` and the math data step's
+judged solutions (table math_samples, paired correct vs incorrect), curate them (dedup, decontamination, caps),
+write `items` and `quarantine`. The one writer of `items`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Iterable, Mapping
 
 from grm.config import Config, SourceConfig
 from grm.curation import curate
-from grm.formats.importer import import_source
+from grm.formats.importer import ImportResult, import_records, import_source
+from grm.formats.readers import row_records
+from grm.formats.registry import get_format
 from storage import ArtifactRef, Store
 from tasks.base import StageContext, StageOutput
 from tasks.cache_keys import external_data
@@ -47,14 +50,28 @@ def generated_items(cfg: Config) -> Iterable[Mapping]:
     return [*generate_items(world, "train"), *generate_items(world, "eval")]
 
 
+def sampled_math(store: Store, math_samples: ArtifactRef, cfg: Config) -> list[ImportResult]:
+    """The math_samples table's problems, one source per data.math_samples source, read by the format
+    sampled_solutions: correct-vs-incorrect pairs, or the problem quarantined with its reason."""
+    rows = store.read_rows(math_samples)
+    fmt = get_format("sampled_solutions")
+    return [import_records(row_records([r for r in rows if r["source"] == s.name], f"math_samples/{s.name}"), s.name,
+                           fmt, s.split, max_chars=cfg.data.max_chars)
+            for s in cfg.data.math_samples.sources]
+
+
 @stage(group="data", outputs={"items": TABLE, "quarantine": TABLE}, config=("seed", "data"),
-       external={"sources": source_files})
-def run(ctx: StageContext, sources: Mapping[str, ArtifactRef]) -> StageOutput:
+       external={"sources": source_files}, when={"math_samples": lambda cfg: cfg.data.math_samples is not None})
+def run(ctx: StageContext, sources: Mapping[str, ArtifactRef], math_samples: ArtifactRef | None = None) -> StageOutput:
     data = ctx.config.data
+    if data.math_samples is not None and math_samples is None:
+        raise ValueError(f"curate: data.math_samples is set, but store {ctx.store.root} has no math_samples table: "
+                         "run stage 'math_samples' first (or the data group)")
     rows = ctx.store.read_rows(sources[IMPORTS]) if IMPORTS in sources else []
-    clash = {r["name"] for r in rows} & {s.name for s in data.sources}
+    configured = [s.name for s in data.sources] + [s.name for s in (data.math_samples.sources if data.math_samples else [])]
+    clash = {r["name"] for r in rows} & set(configured)
     if clash:
-        raise ValueError(f"curate: source name(s) {sorted(clash)} are both in data.sources and registered by "
+        raise ValueError(f"curate: source name(s) {sorted(clash)} are both in the config's data and registered by "
                          "`grm data import`: import under another --name")
     specs = [(s, data.max_chars) for s in data.sources] + [(registered(r), r["max_chars"] or data.max_chars) for r in rows]
     imports = [
@@ -62,6 +79,8 @@ def run(ctx: StageContext, sources: Mapping[str, ArtifactRef]) -> StageOutput:
                       limit=s.limit, hf_split=s.hf_split)
         for s, max_chars in specs
     ]
+    if math_samples is not None:
+        imports += sampled_math(ctx.store, math_samples, ctx.config)
     result = curate(
         imports,
         extra_items=generated_items(ctx.config),

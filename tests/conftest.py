@@ -51,6 +51,8 @@ REAL_SOURCES = (
     RealSource("gsm8k_test", "gsm8k", ("gsm8k/grade_school_math/data/test.jsonl",), "eval", 1319),
     RealSource("gsm8k_solutions", "gsm8k_solutions", ("gsm8k/grade_school_math/data/example_model_solutions.jsonl",),
                "eval", 1319),
+    RealSource("gsm8k_solution_pairs", "gsm8k_solution_pairs",
+               ("gsm8k/grade_school_math/data/example_model_solutions.jsonl",), "train", 1319),
     RealSource("gsm8k_train", "gsm8k", ("gsm8k/grade_school_math/data/train.jsonl",), "train", 7473),
     RealSource("hh_rlhf", "hh_rlhf", ("hh_rlhf/harmless-base/test.jsonl.gz",), "train", 2312),
 )

@@ -88,3 +88,45 @@ def test_overrides_apply_dotted_values_and_are_validated(tmp_path):
         load_config(ROOT / "configs" / "tiny.yaml", ["rl.bta=1"])
     with pytest.raises(ConfigError, match="expected section.field=value"):
         load_config(ROOT / "configs" / "tiny.yaml", ["rl.beta"])
+
+
+# What each hub dataset named by the paper config needs from a source path, as the dataset is laid out on the hub:
+# a data folder, one of its configs (hendrycks_math has 7 and no default), and the split that holds its rows.
+MATH_SUBJECTS = {"algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+                 "prealgebra", "precalculus"}
+HUB_LAYOUT = {
+    "EleutherAI/hendrycks_math": {"configs": MATH_SUBJECTS, "split": "train"},
+    "nvidia/HelpSteer2": {"data_dir": "preference", "split": "train"},  # the preference file, not the ratings
+    "openbmb/UltraFeedback": {"split": "train"},
+    "NCSOFT/offsetbias": {"split": "train"},
+    "Skywork/Skywork-Reward-Preference-80K-v0.2": {"split": "train"},
+    "allenai/reward-bench": {"split": "filtered"},
+    "lmarena-ai/PPE-Human-Preference-V1": {"split": "test"},
+    **{f"lmarena-ai/PPE-{s}-Best-of-K": {"split": "train"} for s in ("MMLU-Pro", "MATH", "GPQA", "MBPP-Plus", "IFEval")},
+}
+
+
+def test_paper_config_source_ids_parse_into_what_their_readers_expect():
+    from grm.formats import FORMATS
+    from grm.formats.readers import SourceReadError, iter_records, parse_hf_id
+
+    paper = load_config(ROOT / "configs" / "paper-gemma2-27b.yaml")
+    math = paper.data.math_samples
+    configs = {}
+    for src in [*paper.data.sources, *math.sources]:
+        split = src.hf_split or FORMATS[src.format].hf_split  # what the reader loads
+        for path in src.paths:
+            hf = parse_hf_id(path)
+            if hf is None:  # a local copy, written so that a missing one is not mistaken for a hub id
+                assert path.startswith(("./", "../")), f"{src.name}: {path}"
+                with pytest.raises(SourceReadError, match="no such file or folder"):
+                    next(iter_records(path, base_dir=ROOT / "no-such-folder"))
+                continue
+            layout = HUB_LAYOUT[hf.repo]
+            assert (hf.data_dir, split) == (layout.get("data_dir"), layout["split"]), f"{src.name}: {path}"
+            assert (hf.config in layout["configs"]) if "configs" in layout else hf.config is None, f"{src.name}: {path}"
+            configs.setdefault(hf.repo, []).append(hf.config)
+    assert sorted(configs["EleutherAI/hendrycks_math"]) == sorted(MATH_SUBJECTS)  # all 7 subjects, once each
+    # MATH is the math data step's: problems whose sampled solutions are paired, not reference solutions rated 1
+    assert [s.format for s in math.sources] == ["math"] and {"math", "gsm8k"}.isdisjoint(s.format for s in paper.data.sources)
+    assert math.sampler != paper.models.base and math.n_samples >= 2

@@ -30,6 +30,8 @@ NO_SINGLE_BEST = "no_single_best"  # consistent preferences that still leave no 
 TOO_FEW_RESPONSES = "too_few_responses"
 BAD_CONVERSATION = "bad_conversation"  # roles out of order, last turn not the user's, ...
 TOO_LONG = "too_long"  # the row is longer than data.max_chars
+ALL_CORRECT = "all_correct"  # every solution of a problem is right: no incorrect one to pair it with
+ALL_INCORRECT = "all_incorrect"  # every solution of a problem is wrong: no correct one to pair
 
 ROLES = ("system", "user", "assistant")
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")  # the file types a source may hold

@@ -15,7 +15,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from grm.formats.base import INVALID_JSON, INVALID_UTF8, SUFFIXES
 
@@ -35,6 +35,31 @@ class Record:
     value: Any = None
     error: str | None = None  # a quarantine reason when the row could not be decoded
     group: str | None = None  # the key of a JSON object of lists (EvalBiasBench's bias type)
+
+
+@dataclass(frozen=True)
+class HFDatasetId:
+    """A Hugging Face dataset id as a source path names it: ``owner/name[/data_dir][:config]``."""
+
+    repo: str
+    data_dir: str | None  # a folder of the repository (nvidia/HelpSteer2/preference)
+    config: str | None  # the dataset's config (subset) name, load_dataset's ``name`` (EleutherAI/hendrycks_math:algebra)
+
+
+def parse_hf_id(spec: str) -> HFDatasetId | None:
+    """The parts of a Hugging Face dataset id, or None when ``spec`` is not one (a path, a file name)."""
+    if not looks_like_hf_id(spec):
+        return None
+    m = _HF_ID.match(spec)
+    return HFDatasetId(m.group("repo"), m.group("data_dir").lstrip("/") or None, m.group("config"))
+
+
+def row_records(rows: Iterable[Mapping], where: str) -> Iterator[Record]:
+    """Rows already read (a table of the store) as records: ``row_ref`` is the row's own ``row_ref`` (where it
+    was first read) when it has one, else '<where>#<index>'."""
+    for i, row in enumerate(rows):
+        value = dict(row)
+        yield Record(where, value.get("row_ref") or f"{where}#{i}", _dump(value), value)
 
 
 def is_supported(path: Path) -> bool:
@@ -146,8 +171,8 @@ def _parquet_records(path: Path, shown: str) -> Iterator[Record]:
 
 
 def _hf_records(spec: str, split: str) -> Iterator[Record]:
-    m = _HF_ID.match(spec)
-    repo, data_dir, config = m.group("repo"), m.group("data_dir").lstrip("/") or None, m.group("config")
+    hf = parse_hf_id(spec)
+    repo, data_dir, config = hf.repo, hf.data_dir, hf.config
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or os.environ.get("HF_DATASETS_OFFLINE", "0") not in ("0", ""):
         raise SourceReadError(
             f"{spec}: not a local path, and the Hugging Face dataset '{repo}' cannot be loaded offline "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grm.formats import generic, listwise, pairwise, single
+from grm.formats import generic, listwise, pairwise, single, solutions
 from grm.formats.base import Format
 
 _ALL = [
@@ -39,13 +39,22 @@ _ALL = [
            listwise.qwen_math_bon, "eval"),
     Format("realcritic", "RealCritic: question, reasoning, previous_score [true|false] -> single-response rating; "
            "subset from the folder", single.realcritic, "eval"),
-    Format("gsm8k_solutions", "GSM8K example_model_solutions: 4 model solutions per question with is_correct",
+    Format("gsm8k_solutions", "GSM8K example_model_solutions: 4 model solutions per question with is_correct, "
+           "each a single-response rating (pairs: gsm8k_solution_pairs)",
            single.gsm8k_solutions, "eval"),
     # training data
-    Format("gsm8k", "GSM8K train/test: question + worked answer '#### n' -> reference solution rated correct",
+    Format("gsm8k", "GSM8K train/test: question + worked answer '#### n' -> reference solution rated correct "
+           "(as a data.math_samples source: the problems whose sampled solutions are paired)",
            single.gsm8k, "train"),
-    Format("math", "MATH (hendrycks): problem, solution (\\boxed answer), level, type -> reference solution",
+    Format("math", "MATH (hendrycks): problem, solution (\\boxed answer), level, type -> reference solution rated "
+           "correct (as a data.math_samples source: the problems whose sampled solutions are paired)",
            single.math_problems, "train"),
+    # the paper's math data: judged solutions -> a correct vs an incorrect solution of the same problem
+    Format("gsm8k_solution_pairs", "GSM8K example_model_solutions as training pairs: a correct vs an incorrect "
+           "solution of each question (all correct / all incorrect quarantined)", solutions.gsm8k_solution_pairs,
+           "train"),
+    Format("sampled_solutions", "rows of the math_samples table (solutions sampled for math/gsm8k problems, judged "
+           "against the ground truth) -> correct-vs-incorrect pairs", solutions.sampled_solutions, "train"),
     Format("hh_rlhf", "Anthropic HH-RLHF: chosen/rejected transcripts split into turns", pairwise.hh_rlhf, "train"),
     Format("ultrafeedback", "UltraFeedback: per-completion fine-grained_score, best = highest (ties quarantined)",
            listwise.ultrafeedback, "train"),

@@ -1,8 +1,9 @@
 """Adapters for verifiable problems and single-response correctness data (label_kind ``rating``).
 
 Problems with a reference solution (GSM8K, MATH) become single-response items whose response is the
-reference solution, rated correct (1), with the final answer in ``meta.answer``: the rule-based answer check
-of later stages (sampling solutions and labelling them by the answer) starts from these rows.
+reference solution, rated correct (1), with the final answer in ``meta.answer``. As training data they teach
+only "correct": the paper's math data is built from them by the math data step instead (stage math_samples
+samples solutions, grm.math_answers judges them, grm.formats.solutions pairs them; docs/design.md, "Math data").
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from grm.formats.base import (
     text,
     user,
 )
+from grm.math_answers import last_boxed
 
 GSM8K_SOLVERS = ("6b_finetuning", "6b_verification", "175b_finetuning", "175b_verification")
 
@@ -42,18 +44,24 @@ def gsm8k(row: Mapping, ctx: RowContext) -> list[Draft]:
                   kind="reference_solution")]
 
 
-def gsm8k_solutions(row: Mapping, ctx: RowContext) -> list[Draft]:
-    """example_model_solutions: four model solutions per test question, each with ``is_correct``."""
-    conv = user(text(row, "question"))
+def gsm8k_model_solutions(row: Mapping) -> list[tuple[str, str, bool]]:
+    """(solver, solution, is_correct) of an example_model_solutions row, in GSM8K_SOLVERS order."""
     out = []
     for solver in GSM8K_SOLVERS:
         sol = field_value(row, solver)
         if not isinstance(sol, Mapping):
             raise RowError(WRONG_TYPE, f"{solver} is not an object")
-        correct = boolean(sol, "is_correct")
-        out.append(rated(conv, text(sol, "solution"), correct, "example_model_solutions", solver=solver,
-                         answer=gsm8k_final_answer(text(row, "ground_truth")), identity=["gsm8k_solutions", solver]))
+        out.append((solver, text(sol, "solution"), boolean(sol, "is_correct")))
     return out
+
+
+def gsm8k_solutions(row: Mapping, ctx: RowContext) -> list[Draft]:
+    """example_model_solutions: four model solutions per test question, each with ``is_correct``."""
+    conv = user(text(row, "question"))
+    answer = gsm8k_final_answer(text(row, "ground_truth"))
+    return [rated(conv, solution, correct, "example_model_solutions", solver=solver, answer=answer,
+                  identity=["gsm8k_solutions", solver])
+            for solver, solution, correct in gsm8k_model_solutions(row)]
 
 
 def realcritic(row: Mapping, ctx: RowContext) -> list[Draft]:
@@ -63,22 +71,6 @@ def realcritic(row: Mapping, ctx: RowContext) -> list[Draft]:
         raise RowError(BAD_LABEL, f"previous_score={score!r} is not [true] or [false]")
     return [rated(user(text(row, "question")), text(row, "reasoning"), score[0], ctx.parent_name or ctx.stem,
                   idx=row.get("idx"), gt=row.get("gt"), pred=row.get("pred"), model=row.get("model"))]
-
-
-def last_boxed(solution: str) -> str | None:
-    """The content of the last \\boxed{...} (balanced braces), MATH's way of marking the final answer."""
-    start = solution.rfind("\\boxed")
-    if start < 0:
-        return None
-    i = solution.find("{", start)
-    if i < 0:
-        return None
-    depth = 0
-    for j in range(i, len(solution)):
-        depth += {"{": 1, "}": -1}.get(solution[j], 0)
-        if depth == 0:
-            return solution[i + 1 : j]
-    return None
 
 
 def math_problems(row: Mapping, ctx: RowContext) -> list[Draft]:
