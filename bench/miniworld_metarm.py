@@ -32,7 +32,7 @@ from grm.metrics import roc_auc
 from grm.miniworld.families import TASKS
 from grm.miniworld.teacher import is_shortcut
 from grm.parsing import BINARY, GRADED, parse_scores
-from grm.prompts import JUDGMENT_MARK
+from grm.prompts import JUDGMENT_MARK, RESPONSE_MARK
 from grm.rules import is_correct, item_truth
 from grm.shuffling import to_original
 from grm.training.examples import heldout
@@ -48,6 +48,7 @@ def trajectory(row: dict, item: dict) -> dict:
     """The row's shown order (recovered from the prompt: a miniature item's responses are distinct), its
     scores in the original order and its correctness, plus the checker's flags."""
     prompt, _, judgment = row["text"].partition(JUDGMENT_MARK)
+    prompt = prompt.replace(RESPONSE_MARK, "")
     resp = list(item["responses"])
     shown = [v for _, v in SHOWN.findall(prompt)] if len(resp) > 1 else resp
     if sorted(shown) != sorted(resp):

@@ -58,6 +58,7 @@ def judgment_batch(rng: np.random.Generator, item_lo: int, item_hi: int, k: int,
         "principles": pa.array(["accuracy (60%), clarity (40%)."] * rows),
         "critique": pa.array(["compares the responses."] * rows),
         "meta_score": pa.array(rng.normal(size=rows)),
+        "meta_truncated": pa.array([False] * rows),
     }
     return pa.RecordBatch.from_pydict(columns, schema=JUDGMENTS)
 

@@ -168,25 +168,49 @@ def grm_prompt(
 # the GRM's output in the *response* of the meta RM's chat; one string carries both parts to the trainer and
 # the scorer, which split it here (grm.training.metarm.encode). A control character never met in text.
 JUDGMENT_MARK = "\x1e"
+# Encloses each response's text in a meta-RM input, so that an input longer than the meta RM's context can be cut
+# in the middle of its longest response (cap_responses) rather than losing its start or the GRM's scores.
+RESPONSE_MARK = "\x1f"
+CUT_MARK = "\n[...]\n"  # stands for the middle of a response cut to fit the context
+
+
+def _unmarked(text: str) -> str:
+    return text.replace(JUDGMENT_MARK, "").replace(RESPONSE_MARK, "")
 
 
 def metarm_input(conversation: Sequence[Message], responses: Sequence[str], judgment: str, templates: Templates) -> str:
     """The meta RM's input: query, responses (in the order the judged sample saw them) and the GRM's output,
-    with JUDGMENT_MARK before the output (see metarm_turns)."""
+    with JUDGMENT_MARK before the output (see metarm_turns) and each response enclosed in RESPONSE_MARKs."""
     return _fill(
         templates.metarm,
         {
             "conversation": render_conversation(conversation),
-            "responses": render_responses(responses, templates),
-            "judgment": JUDGMENT_MARK + judgment.replace(JUDGMENT_MARK, ""),
+            "responses": render_responses([RESPONSE_MARK + _unmarked(r) + RESPONSE_MARK for r in responses], templates),
+            "judgment": JUDGMENT_MARK + _unmarked(judgment),
             "n": len(responses),
         },
     ).rstrip() + "\n"
 
 
+def cap_responses(text: str, cap: int) -> tuple[str, int]:
+    """A meta-RM input whose marked responses longer than ``cap`` characters keep only their first and last
+    cap/2 characters around CUT_MARK (the longest responses lose their middle first), and how many were cut.
+    The query, the template and the GRM's output are never touched."""
+    prompt, mark, judgment = text.partition(JUDGMENT_MARK)
+    parts = prompt.split(RESPONSE_MARK)  # odd indices: the responses' texts
+    cut = 0
+    for i in range(1, len(parts) - 1, 2):
+        r = parts[i]
+        if len(r) > cap:
+            parts[i] = r[: cap // 2] + CUT_MARK + r[len(r) - (cap - cap // 2):]
+            cut += 1
+    return RESPONSE_MARK.join(parts) + mark + judgment, cut
+
+
 def metarm_turns(text: str) -> list[dict[str, str]]:
     """A meta-RM input as a chat: the template up to the GRM's output as the user turn, the output (and any
     template text after it) as the assistant turn. A text without the mark is one user turn."""
+    text = text.replace(RESPONSE_MARK, "")
     prompt, mark, judgment = text.partition(JUDGMENT_MARK)
     if not mark:
         return [{"role": "user", "content": text}]

@@ -28,7 +28,8 @@ from grm.training.examples import metarm_text
 from grm.voting import Vote, default_k_meta, metarm_select, metarm_vote, method_tag, tie_key, vote
 
 Conversation = Sequence[Mapping[str, str]]
-# meta-RM inputs (grm.prompts.metarm_input: \x1e before the GRM output; metarm_turns splits them) -> one logit each
+# meta-RM inputs (grm.prompts.metarm_input: \x1e before the GRM output, \x1f around each response; metarm_turns
+# splits them into a chat and drops the marks) -> one logit each
 MetaScorer = Callable[[Sequence[str]], Sequence[float]]
 
 
@@ -230,7 +231,8 @@ class GRMReward:
 
 class HFMetaScorer:
     """A trained meta RM (sequence classifier with one logit) scoring meta-RM inputs: each text is wrapped in
-    the model's chat template (GRM output as the assistant turn) and truncated from the left, as in training."""
+    the model's chat template (GRM output as the assistant turn) and, when longer than ``max_length``, cut in
+    the middle of its longest response, as in training (grm.training.metarm.fit)."""
 
     def __init__(self, path: str, *, device: str = "auto", max_length: int = 2048, batch_size: int = 8):
         import torch
@@ -245,14 +247,19 @@ class HFMetaScorer:
         self.max_length, self.batch_size = max_length, batch_size
 
     def __call__(self, texts: Sequence[str]) -> list[float]:
+        return self.score(texts)[0]
+
+    def score(self, texts: Sequence[str]) -> tuple[list[float], list[bool]]:
+        """One logit per text, and which texts had to be cut to ``max_length``."""
         import torch
 
         from grm.training.metarm import encode  # the encoding the meta RM was trained with
 
         out: list[float] = []
+        cut: list[bool] = []
         with torch.inference_mode():
             for s in range(0, len(texts), self.batch_size):
-                enc = self.tok.pad(encode(self.tok, list(texts[s : s + self.batch_size]), self.max_length),
-                                   padding=True, return_tensors="pt").to(self.device)
-                out += self.model(**enc).logits[:, 0].float().tolist()
-        return out
+                enc, was_cut = encode(self.tok, list(texts[s : s + self.batch_size]), self.max_length)
+                out += self.model(**self.tok.pad(enc, padding=True, return_tensors="pt").to(self.device)).logits[:, 0].float().tolist()
+                cut += was_cut
+        return out, cut

@@ -140,6 +140,7 @@ JUDGMENTS = pa.schema(
         ("principles", pa.string()),
         ("critique", pa.string()),
         ("meta_score", pa.float64()),
+        ("meta_truncated", pa.bool_()),  # the meta RM's input was cut to metarm.max_length; null without a meta score
     ]
 )
 

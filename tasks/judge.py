@@ -20,19 +20,22 @@ from tasks.sampling import backend_spec, planned_rows, sample_shards
 from tasks.stage import MODEL_SECTIONS, TABLE, stage
 
 
-def _meta_scores(ctx: StageContext, metarm: ArtifactRef, rows: list[dict], items: dict, tpl) -> None:
-    """Fill ``meta_score`` of the parsed samples with the meta RM's logit."""
+def _meta_scores(ctx: StageContext, metarm: ArtifactRef, rows: list[dict], items: dict, tpl) -> int:
+    """Fill ``meta_score`` of the parsed samples with the meta RM's logit, and ``meta_truncated`` with whether
+    the meta RM's input had to be cut to metarm.max_length; returns how many were cut."""
     from grm.reward import HFMetaScorer
 
     cfg = ctx.config
     parsed = [r for r in rows if r["scores"] is not None]
     if not parsed:
-        return
+        return 0
     scorer = HFMetaScorer(metarm.path, device=cfg.generation.device, max_length=cfg.metarm.max_length,
                           batch_size=cfg.generation.batch_size)
     texts = [metarm_text(items[r["item_id"]], r["permutation"], r["completion"], tpl) for r in parsed]
-    for r, s in zip(parsed, scorer(texts)):
-        r["meta_score"] = s
+    scores, cut = scorer.score(texts)
+    for r, s, c in zip(parsed, scores, cut):
+        r["meta_score"], r["meta_truncated"] = s, c
+    return sum(cut)
 
 
 def _first_per_subset(items: list[dict], n: int) -> list[dict]:
@@ -82,6 +85,7 @@ def run(ctx: StageContext, items: ArtifactRef, grm: ArtifactRef, models: dict[st
             sample_files[name] = run_s.files
             stats[f"{name} k={cfg.judge.k_max} at T={cfg.judge.temperature}"] = run_s
 
+    meta_cut = 0
     with ctx.store.writer("judgments", **ctx.manifest(k_max=cfg.judge.k_max, models=list(cfg.judge.models))) as w:
         for f in parts:
             w.add_parquet_file(f)
@@ -89,10 +93,13 @@ def run(ctx: StageContext, items: ArtifactRef, grm: ArtifactRef, models: dict[st
             for f in files:
                 rows = read_parquet_rows(f)
                 if metarm is not None and name == "grm":  # the meta RM guides the GRM it was trained for
-                    _meta_scores(ctx, metarm, rows, by_id, tpl)
+                    meta_cut += _meta_scores(ctx, metarm, rows, by_id, tpl)
                 w.write_rows(rows)
     lines = [f"**judge**: {len(items)} eval items -> {w.rows} judgments", "", "| part | prompts | rows | skipped prompts | seconds |",
              "|---|---|---|---|---|"]
     lines += [f"| {k} | {sum(e['prompts'] for e in r.shard_log)} | {r.rows} | {r.skipped_prompts} | {r.seconds:.1f} |"
               for k, r in stats.items()]
+    if metarm is not None:
+        lines += ["", f"Meta RM inputs cut to metarm.max_length {cfg.metarm.max_length} (middle of the longest response): "
+                  f"{meta_cut} (judgments.meta_truncated)."]
     return StageOutput({"judgments": w.ref}, rows_in=len(items), rows_out=w.rows, summary_md="\n".join(lines))

@@ -34,7 +34,9 @@ def run(ctx: StageContext, metarm_data: ArtifactRef, metarm_base: ArtifactRef) -
     model = publish_model(ctx, "metarm", result["model_dir"], metrics=result["metrics"], data=data)
     clear_checkpoints(ctx.work_dir())
     m = result["metrics"]
-    md = f"# metarm_train\n\n{data['train']} train trajectories ({data['train_positive']} correct), {m['steps']} steps.\n"
+    md = (f"# metarm_train\n\n{data['train']} train trajectories ({data['train_positive']} correct), {m['steps']} steps; "
+          f"{m['train_inputs_cut']} train and {m['heldout_inputs_cut']} held-out inputs cut in the middle of their longest "
+          f"response to fit metarm.max_length {cfg.metarm.max_length}.\n")
     if "heldout_accuracy" in m:
         auc = "n/a (one class)" if m["heldout_roc_auc"] is None else f"{m['heldout_roc_auc']:.1f}%"
         md += f"Held-out prompts ({m['heldout_n']} trajectories): accuracy {m['heldout_accuracy']:.1f}%, ROC-AUC {auc}, BCE {m['heldout_loss']:.4f}.\n"

@@ -56,7 +56,7 @@ def test_bad_template_files_fail_with_the_file_named(tmp_path):
 def test_metarm_and_pairwise_inputs():
     t = Templates.default()
     m = metarm_input(CONV, ["a", "b"], "Analysis: ok\nScores: \\boxed{3, 9}", t)
-    assert "\\boxed{3, 9}" in m and "[Start of Response 2]\nb" in m
+    assert "\\boxed{3, 9}" in m and "[Start of Response 2]\n\x1fb\x1f\n" in m  # each response's text marked
     # as in the paper, the GRM's output is the response of the meta RM's chat, query and responses its prompt
     user, assistant = metarm_turns(m)
     assert user["role"] == "user" and "[Start of Response 2]\nb" in user["content"] and "boxed" not in user["content"]
@@ -71,7 +71,7 @@ def test_response_block_template_renders_every_prompt_kind(tmp_path):
     t = Templates.load({"response": f})
     p = grm_prompt(CONV, ["four", "5"], t)
     assert "Response 1: four\nResponse 2: 5\n" in p and "[Start of Response" not in p
-    assert "Response 2: b" in metarm_input(CONV, ["a", "b"], "Scores: \\boxed{1, 2}", t)
+    assert "Response 2: b" in metarm_turns(metarm_input(CONV, ["a", "b"], "Scores: \\boxed{1, 2}", t))[0]["content"]
     assert "Response 1: a\nResponse 2: b" in pairwise_judge_prompt(CONV, ["a", "b"], t)
     f.write_text("Response {{n}}: {{response}}")
     with pytest.raises(TemplateError, match="response"):

@@ -80,7 +80,7 @@ def test_meta_rm_keeps_the_best_rated_samples():
     backend = DigitJudge(bonus_first=5)
     # a meta RM that prefers judgments which saw "b 5" first (and, among those, longer texts)
     def meta(texts):
-        return [float(len(t)) if "[Start of Response 1]\nb 5" in t else 0.0 for t in texts]
+        return [float(len(t)) if "[Start of Response 1]\n\x1fb 5" in t else 0.0 for t in texts]
 
     judge = GRMReward(backend, k=6, meta_scorer=meta, seed=3)
     assert judge.k_meta == 3 and judge.tag == "metarm@6/3"

@@ -281,9 +281,11 @@ def test_metarm_data_and_train_bce_on_stored_labels(env):
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     tok = AutoTokenizer.from_pretrained(folder)
     held = [r for r in rows if r["split"] == "heldout"]
-    enc = tok.pad(encode(tok, [r["text"] for r in held], env["cfg"].metarm.max_length), return_tensors="pt")
-    shown = tok.decode(encode(tok, [held[0]["text"]], env["cfg"].metarm.max_length)["input_ids"][0])
-    assert "\x1e" not in shown and shown.count("<|im_start|>assistant") == 1  # the GRM output is the response
+    enc, cut = encode(tok, [r["text"] for r in held], env["cfg"].metarm.max_length)
+    enc = tok.pad(enc, return_tensors="pt")
+    shown = tok.decode(encode(tok, [held[0]["text"]], env["cfg"].metarm.max_length)[0]["input_ids"][0])
+    assert "\x1e" not in shown and "\x1f" not in shown and shown.count("<|im_start|>assistant") == 1  # the GRM output is the response
+    assert out.metrics["heldout_inputs_cut"] == sum(cut) and "inputs cut in the middle" in out.summary_md
     with torch.no_grad():
         logits = model(**enc).logits.squeeze(-1)
     labels = torch.tensor([float(r["label"]) for r in held])

@@ -80,3 +80,4 @@ class EvalData:
     groups: list[GroupSelection] = field(default_factory=list)
     bias_rows: list[dict] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # what was left out, and how many (e.g. wrong score counts)
+    skipped_prompts: list[dict] = field(default_factory=list)  # per model, decoding, benchmark: prompts not sampled

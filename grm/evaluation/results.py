@@ -136,6 +136,18 @@ def bias_result_rows(bias: Sequence[Mapping]) -> list[dict]:
     return out
 
 
+def skipped_prompt_rows(skipped: Iterable[Mapping]) -> list[dict]:
+    """Per model, decoding and benchmark, how many eval prompts were not sampled because they exceed the context
+    budget (metric 'skipped_prompts'; value a count, n the benchmark's judged items): greedy rows, and voting rows
+    at the k sampled."""
+    rows = []
+    for s in skipped:
+        g = (s["model"], "greedy", None, None) if s["decoding"] == "greedy" else (s["model"], "voting", s["k"], None)
+        rows.append(_row(g, s["benchmark"], ALL, "skipped_prompts", s["n_skipped"], s["n_items"]))
+    return rows
+
+
 def results_table(data: EvalData) -> list[dict]:
     """The whole ``results`` table of one evaluation: the scoring rows, then the bias rows."""
-    return result_rows(data.aggregates, data.roc_inputs, data.cells, data.groups) + bias_result_rows(data.bias_rows)
+    return (result_rows(data.aggregates, data.roc_inputs, data.cells, data.groups) + skipped_prompt_rows(data.skipped_prompts)
+            + bias_result_rows(data.bias_rows))

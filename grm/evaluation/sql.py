@@ -19,6 +19,7 @@ from grm.evaluation.aggregates import EvalData, GroupSelection, MatrixCell, RocI
 from grm.evaluation.benchmarks import RM_BENCH, RM_BENCH_STYLES
 from grm.evaluation.methods import Method
 from grm.evaluation.protocols import PROTOCOLS, Protocol, benchmark_of, report_subset
+from grm.sampling_plan import SKIPPED
 
 if TYPE_CHECKING:  # only for annotations: the connection comes from the caller
     from duckdb import DuckDBPyConnection
@@ -275,6 +276,17 @@ ORDER BY ALL
 """
 
 # Judgment and item rows the evaluation cannot use, counted (never dropped silently): name -> count query.
+# Eval prompts the backend did not sample (over the context budget) per model, decoding and benchmark: their
+# judgments score as failures, so the count is reported beside the scores (results metric 'skipped_prompts').
+_SKIPPED_PROMPTS = f"""
+SELECT j.model, j.decoding, b.benchmark, max(j.sample_idx) + 1 AS k,
+       count(DISTINCT j.item_id) FILTER (WHERE j.parse_status = '{SKIPPED}') AS n_skipped, count(DISTINCT j.item_id) AS n_items
+FROM judgments j JOIN items i USING (item_id)
+JOIN bench_map b ON b.source IS NOT DISTINCT FROM i.source AND b.format IS NOT DISTINCT FROM i.format
+    AND b.subset IS NOT DISTINCT FROM i.subset
+GROUP BY ALL ORDER BY ALL
+"""
+
 _SKIPPED = {
     "items_with_sample_gaps": "SELECT count(*) FROM (SELECT model, item_id FROM judgments WHERE decoding = 'sample' "
     "GROUP BY ALL HAVING count(DISTINCT sample_idx) <> max(sample_idx) + 1)",
@@ -347,6 +359,7 @@ def evaluate_judgments(
 
     data = EvalData()
     data.skipped.update({name: con.execute(sql).fetchone()[0] for name, sql in _SKIPPED.items()})
+    data.skipped_prompts = _fetch(con, _SKIPPED_PROMPTS)
     for r in _fetch(con, _AGGREGATES):
         data.aggregates.append(
             SubsetAggregate(

@@ -4,7 +4,9 @@
 TRL's RewardTrainer is pairwise (Bradley-Terry), so this uses transformers' Trainer with a BCE loss on one
 logit. Inputs are ``metarm_data.text`` (the meta-RM template already applied) enclosed in the tokenizer's
 chat template, query and responses as the user turn and the GRM's output as the assistant turn (as in the
-paper; grm.prompts.metarm_turns), truncated from the left so that the judgment's end (its scores) survives.
+paper; grm.prompts.metarm_turns). An input longer than metarm.max_length is cut in the middle of its longest
+response (grm.prompts.cap_responses), so the BOS token, the query and the GRM's output with its scores survive;
+cut inputs are counted.
 
     python -m grm.training.metarm JOB_DIR
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 import math
 
 from grm.metrics import roc_auc
-from grm.prompts import metarm_turns
+from grm.prompts import cap_responses, metarm_turns
 from grm.training.jobs import checkpoint_step, child_main, common_arguments, job_paths, last_checkpoint, read_data, torch_dtype, write_model_card
 from grm.training.tokenizers import load_tokenizer
 
@@ -27,15 +29,42 @@ def bce_loss(outputs, labels, num_items_in_batch=None):
     return F.binary_cross_entropy_with_logits(logits.squeeze(-1).float(), labels.float())
 
 
-def encode(tok, texts, max_length: int):
-    """Token ids of meta-RM inputs (chat-wrapped: the GRM output as the assistant turn; left-truncated)."""
-    chats = [tok.apply_chat_template(metarm_turns(t), tokenize=False) for t in texts]
-    side = tok.truncation_side
-    tok.truncation_side = "left"
-    try:
-        return tok(chats, truncation=True, max_length=max_length, add_special_tokens=False)
-    finally:
-        tok.truncation_side = side
+def _ids(tok, text: str) -> list[int]:
+    chat = tok.apply_chat_template(metarm_turns(text), tokenize=False)  # the template writes the BOS token
+    return tok(chat, add_special_tokens=False)["input_ids"]
+
+
+def fit(tok, text: str, max_length: int) -> tuple[list[int], bool]:
+    """Token ids of one meta-RM input (chat-wrapped) within ``max_length``, and whether it had to be cut.
+
+    The responses are capped at the longest length (in characters) that fits, found by bisection, so only the
+    middle of the longest responses goes. If even empty responses leave it too long (a very long query or GRM
+    output), the middle of the whole sequence goes: the first quarter (BOS token, instructions) and the end (the
+    GRM's output and its scores) stay."""
+    ids = _ids(tok, text)
+    if len(ids) <= max_length:
+        return ids, False
+    lo, hi = 0, len(text)  # the longest cap that fits lies in [lo, hi); cap 0 may not fit either
+    best = None
+    while lo < hi:
+        cap = (lo + hi) // 2
+        capped, n_cut = cap_responses(text, cap)
+        got = _ids(tok, capped)
+        if n_cut and len(got) <= max_length:
+            best, lo = got, cap + 1
+        else:
+            hi = cap
+    if best is not None:
+        return best, True
+    head = max_length // 4
+    return ids[:head] + ids[len(ids) - (max_length - head):], True
+
+
+def encode(tok, texts, max_length: int) -> tuple[dict, list[bool]]:
+    """Model inputs of meta-RM inputs (each within ``max_length``, see ``fit``) and which of them were cut."""
+    fitted = [fit(tok, t, max_length) for t in texts]
+    ids = [i for i, _ in fitted]
+    return {"input_ids": ids, "attention_mask": [[1] * len(i) for i in ids]}, [cut for _, cut in fitted]
 
 
 def load_classifier(path: str, tok, dtype):
@@ -47,10 +76,11 @@ def load_classifier(path: str, tok, dtype):
 
 
 def _dataset(tok, rows, max_length):
+    """The examples, and how many inputs were cut to ``max_length``."""
     from datasets import Dataset
 
-    enc = encode(tok, [r["text"] for r in rows], max_length)
-    return Dataset.from_dict({**enc, "labels": [float(r["label"]) for r in rows]})
+    enc, cut = encode(tok, [r["text"] for r in rows], max_length)
+    return Dataset.from_dict({**enc, "labels": [float(r["label"]) for r in rows]}), sum(cut)
 
 
 def evaluate_scores(trainer, dataset) -> dict:
@@ -83,22 +113,25 @@ def build_trainer(job: dict):
     held = [r for r in rows if r["split"] == "heldout"]
     config = TrainingArguments(**args, per_device_eval_batch_size=p.get("eval_batch_size", args["per_device_train_batch_size"]),
                                remove_unused_columns=False)
+    max_length = p.get("max_length", 2048)
+    train_set, cut = _dataset(tok, train_rows, max_length)
+    heldout, held_cut = _dataset(tok, held, max_length) if held else (None, 0)
     trainer = Trainer(
         model=model,
         args=config,
-        train_dataset=_dataset(tok, train_rows, p.get("max_length", 2048)),
+        train_dataset=train_set,
         data_collator=DataCollatorWithPadding(tok),
         processing_class=tok,
         compute_loss_func=bce_loss,
     )
-    return trainer, notes, (_dataset(tok, held, p.get("max_length", 2048)) if held else None)
+    return trainer, notes, heldout, {"train_inputs_cut": cut, "heldout_inputs_cut": held_cut}
 
 
 def train(job: dict) -> dict:
-    trainer, notes, heldout = build_trainer(job)
+    trainer, notes, heldout, cut = build_trainer(job)
     ckpt = last_checkpoint(job_paths(job["job_dir"])["checkpoints"])
     out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    metrics = {"train_loss": out.training_loss, "steps": trainer.state.global_step, "resumed_from_step": checkpoint_step(ckpt)}
+    metrics = {"train_loss": out.training_loss, "steps": trainer.state.global_step, "resumed_from_step": checkpoint_step(ckpt), **cut}
     if heldout is not None:
         metrics.update(evaluate_scores(trainer, heldout))
     final = job_paths(job["job_dir"])["model"]
