@@ -48,6 +48,22 @@ def filter_too_easy(ctx: StageContext, model: ArtifactRef | None, items: list[di
     return easy
 
 
+def grpo_params(cfg) -> dict:
+    """The GRPO trainer's own settings (grm.training.grpo.grpo_config) from the config's rl section."""
+    rl = cfg.rl
+    return {
+        "group_size": rl.group_size,
+        "beta": rl.beta,
+        "loss_type": rl.loss_type,
+        "temperature": rl.temperature,
+        "max_completion_length": rl.max_completion_length or cfg.generation.max_new_tokens,
+        "use_vllm": rl.use_vllm,
+        "vllm_mode": rl.vllm_mode,
+        "vllm_server_url": rl.vllm_server_url,
+        "vllm_gpu_memory_utilization": rl.vllm_gpu_memory_utilization,
+    }
+
+
 @stage(group="train", outputs={"grm": MODEL, "rl_log": TABLE}, config=MODEL_SECTIONS + ("rl",),
        models={"easy_filter": "rl.easy_filter_model"}, when={"easy_filter": lambda cfg: cfg.rl.easy_filter_samples > 0})
 def run(ctx: StageContext, items: ArtifactRef, rft: ArtifactRef, easy_filter: ArtifactRef | None = None) -> StageOutput:
@@ -65,19 +81,8 @@ def run(ctx: StageContext, items: ArtifactRef, rft: ArtifactRef, easy_filter: Ar
     prompts = grpo_rows(kept, draws=draws, seed=cfg.seed, templates=Templates.configured(cfg))
     card_data = {"train_items": len(items), "too_easy_dropped": len(easy), "easy_filter_model": judge, "rl_items": len(kept),
                  "draws_per_item": draws}
-    params = {
-        "group_size": rl.group_size,
-        "beta": rl.beta,
-        "loss_type": rl.loss_type,
-        "temperature": rl.temperature,
-        "max_completion_length": rl.max_completion_length or cfg.generation.max_new_tokens,
-        "use_vllm": rl.use_vllm,
-        "vllm_mode": rl.vllm_mode,
-        "vllm_server_url": rl.vllm_server_url,
-        "vllm_gpu_memory_utilization": rl.vllm_gpu_memory_utilization,
-    }
     result = run_trainer(
-        ctx, "grpo", reference, rl.train, params, prompts,
+        ctx, "grpo", reference, rl.train, grpo_params(cfg), prompts,
         description="Rule-based online RL (GRPO, reward +1/-1 by Eq. 11, KL penalty) from the RFT model.",
         card_data=card_data, python=rl.trainer_python,
     )

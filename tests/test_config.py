@@ -81,6 +81,42 @@ def test_gpu_configs_validate_and_carry_the_papers_hyperparameters():
                 assert (cfg.base_dir / ".." / trainer.accelerate_config).resolve().is_file() or (ROOT / trainer.accelerate_config).is_file()
 
 
+GEMMA2_CONTEXT = 8192  # tokens (google/gemma-2-27b's config: max_position_embeddings)
+
+
+def test_paper_config_follows_the_papers_recipe(tmp_path):
+    """Beyond the hyperparameters: who samples, what is mixed in, how much context, and which GRPO objective."""
+    from grm.config import EndpointConfig
+    from grm.formats.readers import parse_hf_id
+    from grm.training.grpo import grpo_config
+    from grm.training.jobs import common_arguments
+    from tasks.rl import grpo_params
+
+    paper = load_config(ROOT / "configs" / "paper-gemma2-27b.yaml")
+    # RFT trajectories come from a teacher (DeepSeek-V2.5, a chat model behind an endpoint), not the base
+    sampler = paper.rft.sampler
+    assert isinstance(sampler, EndpointConfig) and "DeepSeek-V2.5" in sampler.model and sampler.api_key_env
+    assert sampler.model != paper.models.base
+    # general instruction data is mixed in at its share (an open stand-in for the paper's in-house set)
+    assert paper.rft.general_ratio == 0.85 and parse_hf_id(paper.rft.general_data) is not None
+    # too-easy filtering by a separate small chat model (DeepSeek-V2-Lite-Chat), not the policy
+    assert paper.rl.easy_filter_model not in ("rft", "grm", paper.models.base) and "Lite-Chat" in paper.rl.easy_filter_model
+    assert paper.rl.easy_filter_samples == 3 and paper.models.metarm_base == paper.models.base
+    assert {1, 8} <= set(paper.evaluate.k_meta_alternatives)  # besides the default k_meta = k/2 (the paper's ablation)
+    # voting@k for the RFT model too (Table 6), and for the GRM with its meta RM
+    assert {"rft", "grm"} <= set(paper.judge.voting_models) and paper.judge.meta_scores
+    # context: Gemma-2's whole window for generation and the meta RM; GRM inputs reach 3072 prompt + 1024 output
+    assert paper.models.max_length == paper.metarm.max_length == GEMMA2_CONTEXT
+    assert paper.models.max_length - paper.generation.max_new_tokens >= 3072 and paper.generation.max_new_tokens >= 1024
+    assert paper.generation.vllm.max_model_len in (None, GEMMA2_CONTEXT)
+    # GRPO: the plain k3 KL penalty at beta 0.08, without TRL's importance-ratio KL or vLLM IS correction
+    job = {"job_dir": str(tmp_path), "seed": paper.seed, "train": paper.rl.train.model_dump(mode="json"),
+           "params": grpo_params(paper)}
+    grpo = grpo_config(job, common_arguments(job)[0])
+    assert (grpo.beta, grpo.num_generations, grpo.loss_type) == (0.08, 4, "grpo")
+    assert grpo.use_bias_correction_kl is False and grpo.vllm_importance_sampling_correction is False
+
+
 def test_overrides_apply_dotted_values_and_are_validated(tmp_path):
     cfg = load_config(ROOT / "configs" / "tiny.yaml", ["rl.beta=0.02", "judge.k_max=4", "data.miniworld.eval_items=50"])
     assert cfg.rl.beta == 0.02 and cfg.judge.k_max == 4 and cfg.data.miniworld.eval_items == 50
