@@ -324,10 +324,14 @@ class MetaRMConfig(Strict):
 
 
 class JudgeConfig(Strict):
-    models: list[Literal["base", "rft", "grm"]] = Field(default_factory=lambda: ["grm"])  # greedy for each
+    # Models are named as everywhere in the config: the pipeline's (base, rft, grm), a folder, a hub id, or an
+    # endpoint; judgments record the name as written here.
+    models: list[str] = Field(default_factory=lambda: ["grm"])  # greedy for each
     # the models that also draw k_max samples at the temperature below, for voting@k (and metaRM@k for grm);
     # the paper reports voting@k for the RFT model too (Table 6)
-    voting_models: list[Literal["base", "rft", "grm"]] = Field(default_factory=lambda: ["grm"], min_length=1)
+    voting_models: list[str] = Field(default_factory=lambda: ["grm"], min_length=1)
+    meta_rm: str = "metarm"  # the meta RM that scores samples (when meta_scores)
+    meta_guides: str = "grm"  # the voting model whose samples it scores (the GRM it was trained for)
     k_max: int = Field(default=8, ge=1)  # samples per eval item from models/grm (temperature below)
     temperature: float = Field(default=0.5, gt=0)
     meta_scores: bool = True
@@ -339,6 +343,7 @@ class EvaluateConfig(Strict):
     k_values: list[int] | None = None  # default: 1, 2, 4, ... up to judge.k_max
     k_meta_alternatives: list[int] = Field(default_factory=list)  # besides k/2
     tie_seed: int = 0
+    interval_draws: int = Field(default=1000, ge=0)  # bootstrap draws for the 95% intervals (0: Wilson only)
     plot: bool = True
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from grm import rules
 from grm.generation.base import Request, Result
@@ -64,10 +64,12 @@ def plan(
     shuffle: bool = True,
     hinted: bool = False,
     single_mode: str = "binary",
+    both_orders: Callable[[Mapping], bool] | None = None,
 ) -> tuple[list[Request], list[PlannedSample]]:
     """Requests for k non-hinted samples per item (plus one hinted sample, ``sample_idx`` k, when asked and
     the item has a best response). ``tag`` names the purpose (e.g. 'rft', 'judge:grm') so different stages
-    draw different orders and seeds."""
+    draw different orders and seeds. Items for which ``both_orders`` holds also get each sample j in the
+    reversed order, as ``sample_idx`` k + j (JudgeBench's second game)."""
     requests: list[Request] = []
     planned: list[PlannedSample] = []
     for item in items:
@@ -77,6 +79,8 @@ def plan(
         for j in range(k):
             perm = tuple(permutation(n, seed, tag, iid, j) if shuffle else identity(n))
             groups.setdefault(perm, []).append(j)
+            if both_orders is not None and n >= 2 and both_orders(item):
+                groups.setdefault(perm[::-1], []).append(k + j)
         wants_hint = hinted and item["label_kind"] == "best" and n >= 2
         hint_perm = tuple(permutation(n, seed, tag, iid, "hint") if shuffle else identity(n)) if wants_hint else None
         batches = [(perm, idxs, None) for perm, idxs in groups.items()]

@@ -155,6 +155,8 @@ RESULTS = pa.schema(
         ("value", pa.float64()),  # a percentage
         ("n", pa.int64()),
         ("model", pa.string()),
+        ("ci_low", pa.float64()),  # 95% interval (grm.evaluation.intervals); null where none applies
+        ("ci_high", pa.float64()),
     ]
 )
 

@@ -30,7 +30,7 @@ def run(ctx: StageContext, items: ArtifactRef, judgments: ArtifactRef) -> StageO
             seed=cfg.tie_seed,
             binary_single=ctx.config.prompts.single_eval == "binary",
         )
-    rows = results_table(data)
+    rows = results_table(data, bootstrap_draws=cfg.interval_draws, seed=cfg.tie_seed)
     ref = store.write_table("results", rows, **ctx.manifest())
     artifacts = {"results": ref}
 

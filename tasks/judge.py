@@ -10,6 +10,7 @@ all; `evaluate` computes greedy, voting@k and metaRM@k from it (smaller k reuse 
 from __future__ import annotations
 
 from grm import sampling_plan
+from grm.evaluation.protocols import benchmark_of, protocol
 from grm.generation import SamplingParams
 from grm.training.examples import metarm_text
 from grm.prompts import Templates
@@ -49,11 +50,16 @@ def _first_per_subset(items: list[dict], n: int) -> list[dict]:
     return out
 
 
+def _two_games(item: dict) -> bool:
+    """Items whose benchmark's harness judges each pair in both orders (JudgeBench)."""
+    return protocol(benchmark_of(item["source"] or "", item["format"])).two_games
+
+
 @stage(group="evaluation", outputs={"judgments": TABLE}, config=MODEL_SECTIONS + ("judge", "metarm.max_length"),
-       models={"models": "judge.models", "voting": "judge.voting_models"},
+       models={"models": "judge.models", "voting": "judge.voting_models", "metarm": "judge.meta_rm"},
        when={"metarm": lambda cfg: cfg.judge.meta_scores})
-def run(ctx: StageContext, items: ArtifactRef, grm: ArtifactRef, models: dict[str, ArtifactRef],
-        voting: dict[str, ArtifactRef], metarm: ArtifactRef | None = None) -> StageOutput:
+def run(ctx: StageContext, items: ArtifactRef, models: dict[str, ArtifactRef], voting: dict[str, ArtifactRef],
+        metarm: ArtifactRef | None = None) -> StageOutput:
     cfg, gen = ctx.config, ctx.config.generation
     items = [r for r in ctx.store.read_rows(items) if r["split"] == "eval"]
     if cfg.judge.per_subset:
@@ -70,9 +76,9 @@ def run(ctx: StageContext, items: ArtifactRef, grm: ArtifactRef, models: dict[st
 
     parts, sample_files, stats = [], {}, {}
     for name in dict.fromkeys([*cfg.judge.voting_models, *cfg.judge.models]):
-        spec = backend_spec(cfg, models.get(name) or voting.get(name) or grm)
+        spec = backend_spec(cfg, models.get(name) or voting[name])
         if name in cfg.judge.models:
-            reqs, planned = sampling_plan.plan(items, k=1, tag=f"judge:{name}:greedy", **plan)
+            reqs, planned = sampling_plan.plan(items, k=1, tag=f"judge:{name}:greedy", both_orders=_two_games, **plan)
             run_g = sample_shards(ctx, f"{name}-greedy", "judgments", reqs,
                                   planned_rows(planned, by_id, model=name, decoding="greedy"), spec, greedy,
                                   close=name not in cfg.judge.voting_models)
@@ -92,7 +98,7 @@ def run(ctx: StageContext, items: ArtifactRef, grm: ArtifactRef, models: dict[st
         for name, files in sample_files.items():
             for f in files:
                 rows = read_parquet_rows(f)
-                if metarm is not None and name == "grm":  # the meta RM guides the GRM it was trained for
+                if metarm is not None and name == cfg.judge.meta_guides:  # the GRM the meta RM was trained for
                     meta_cut += _meta_scores(ctx, metarm, rows, by_id, tpl)
                 w.write_rows(rows)
     lines = [f"**judge**: {len(items)} eval items -> {w.rows} judgments", "", "| part | prompts | rows | skipped prompts | seconds |",

@@ -147,9 +147,9 @@ def test_ppe_rmb_and_overall_headlines():
     ppe_corr = [_agg("ppe_correctness", s, credit=c, bok=b, n_bok=10) for s, c, b in
                 (("MMLU-Pro", 0.5, 0.4), ("MATH", 0.6, 0.5), ("GPQA", 0.5, 0.3), ("MBPP-Plus", 0.4, 0.2), ("IFEval", 0.5, 0.1))]
     rmb = [
-        _agg("rmb", "pairwise/helpfulness/chat", credit=0.8),
+        _agg("rmb", "pairwise/helpfulness/chat", credit=0.8, strict=0.7, n_strict=10),
         _agg("rmb", "bon/helpfulness/chat", credit=0.9, strict=0.6, n_strict=10, max_n=4),
-        _agg("rmb", "pairwise/harmlessness/x", credit=0.7),
+        _agg("rmb", "pairwise/harmlessness/x", credit=0.7, strict=0.6, n_strict=10),
         _agg("rmb", "bon/harmlessness/y", credit=0.9, strict=0.5, n_strict=10, max_n=3),
     ]
     rows = result_rows(rb + ppe_pref + ppe_corr + rmb)
@@ -158,10 +158,15 @@ def test_ppe_rmb_and_overall_headlines():
     assert value(rows, benchmark="ppe_preference", **g) == pytest.approx(62.5)  # micro: (18 + 7) / 40
     assert value(rows, benchmark="ppe_correctness", **g) == pytest.approx(50.0)
     assert value(rows, benchmark="ppe_correctness", method="voting", subset="all", metric="best_of_k") == pytest.approx(30.0)
-    # RMB BoN sections use the strict best-beats-every-loser rate, not the argmax accuracy
-    assert value(rows, benchmark="rmb", method="voting", subset="helpfulness/bon", metric="accuracy") == pytest.approx(60.0)
-    assert value(rows, benchmark="rmb", **g) == pytest.approx((80 + 60 + 70 + 50) / 4)
-    assert value(rows, benchmark="overall", **g) == pytest.approx((75 + 62.5 + 50 + 65) / 4)
+    # RMB as the GRM paper scores it: ties shuffled (expected credit) in every section, BoN in one prompt ...
+    assert value(rows, benchmark="rmb", method="voting", subset="helpfulness/bon", metric="accuracy") == pytest.approx(90.0)
+    assert value(rows, benchmark="rmb", **g) == pytest.approx((80 + 90 + 70 + 90) / 4)
+    # ... and by the harness's strict rule (a tie is wrong; BoN: the best beats every other response), its official number
+    assert value(rows, benchmark="rmb", method="voting", subset="helpfulness/bon", metric="accuracy_strict") == pytest.approx(60.0)
+    strict = (70 + 60 + 60 + 50) / 4
+    assert value(rows, benchmark="rmb", **{**g, "metric": "accuracy_strict"}) == pytest.approx(strict)
+    assert value(rows, benchmark="rmb", **{**g, "metric": "official"}) == pytest.approx(strict)
+    assert value(rows, benchmark="overall", **g) == pytest.approx((75 + 62.5 + 50 + 82.5) / 4)
     # without one of the four parts there is no overall row
     assert not [r for r in result_rows(rb + ppe_pref + ppe_corr) if r["benchmark"] == "overall"]
 
@@ -419,18 +424,23 @@ def test_benchmarks_are_recognised_by_format_and_rmb_sets_kept_apart(tmp_path):
         item("h2", "my_rmb", harm, ["best", "l1", "l2"], best=0, fmt="rmb_bon"),
     ]
     judgments = [
-        greedy("p1", [9, 1]), greedy("p2", [5, 5]),  # right; a tie (RMB: wrong)
-        greedy("b1", [9, 9, 1]),  # the best ties a loser: not "beats every loser"
+        greedy("p1", [9, 1]), greedy("p2", [5, 5]),  # right; a tie: half credit (paper), wrong (strict, harness)
+        greedy("b1", [9, 9, 1]),  # the best ties a loser: half credit; strict: not "beats every loser"
         greedy("h1", [9, 1]), greedy("h2", [9, 3, 2]),
     ]
     rows = results_table(evaluate(tmp_path, items, judgments))
     g = dict(benchmark="rmb", method="greedy", metric="accuracy")
-    assert value(rows, subset=f"pairwise/{cat}", **g) == 50.0
-    assert value(rows, subset="helpfulness/pairwise", **g) == 50.0
-    assert value(rows, subset="helpfulness/bon", **g) == 0.0
+    assert value(rows, subset=f"pairwise/{cat}", **g) == 75.0
+    assert value(rows, subset="helpfulness/pairwise", **g) == 75.0
+    assert value(rows, subset="helpfulness/bon", **g) == 50.0
     assert value(rows, subset="harmlessness/pairwise", **g) == 100.0
     assert value(rows, subset="harmlessness/bon", **g) == 100.0
-    assert value(rows, subset="all", **g) == pytest.approx((50 + 0 + 100 + 100) / 4)
+    assert value(rows, subset="all", **g) == pytest.approx((75 + 50 + 100 + 100) / 4)
+    strict = {**g, "metric": "accuracy_strict"}
+    assert value(rows, subset="helpfulness/pairwise", **strict) == 50.0
+    assert value(rows, subset="helpfulness/bon", **strict) == 0.0
+    assert value(rows, subset="all", **strict) == pytest.approx((50 + 0 + 100 + 100) / 4)
+    assert value(rows, subset="all", **{**g, "metric": "official"}) == pytest.approx((50 + 0 + 100 + 100) / 4)
     assert P.benchmark_of("rm_bench_chat", "rm_bench") == "rm_bench"
     assert P.benchmark_of("judgebench", "generic") == "judgebench"
     assert P.benchmark_of("my_data", "generic") == "my_data"

@@ -81,8 +81,8 @@ def test_evaluate_writes_results_plot_and_summary(tmp_path):
     assert str(plot) in out.summary_md
     assert "| llmbar |" in out.summary_md and "grm voting@8" in out.summary_md and "metaRM@8 (k_meta=4)" in out.summary_md
     series = scaling_series(rows)
-    assert [k for k, _ in series[("grm", "llmbar", "voting")]] == [1, 2, 4, 8]
-    assert [k for k, _ in series[("grm", "judgebench", "metarm")]] == [1, 2, 4, 8]
+    assert [p[0] for p in series[("grm", "llmbar", "voting")]] == [1, 2, 4, 8]
+    assert [p[0] for p in series[("grm", "judgebench", "metarm")]] == [1, 2, 4, 8]
 
 
 def test_meta_rm_voting_helps_when_the_meta_score_tracks_correctness(tmp_path):
@@ -108,7 +108,7 @@ def test_evaluate_without_samples_reports_greedy_and_the_baseline(tmp_path):
     out = _evaluate(tmp_path, items, judgments, plot=False)
     rows = evaluate_rows(out)
     assert "plots" not in out.artifacts
-    assert {r["method"] for r in rows} == {"greedy", "baseline:length", "bias"}
+    assert {r["method"] for r in rows} == {"greedy", "baseline:length", "baseline:chance", "difference", "bias"}
     assert out.metrics["k_values"] == []
 
 

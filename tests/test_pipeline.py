@@ -61,12 +61,6 @@ IMPORTED = [("imported-1", "Which is larger, 7 or 3?", "7", "3"), ("imported-2",
 def pipeline(tmp_path_factory):
     base = tmp_path_factory.mktemp("pipeline")
     store, home = base / "store", base / "prefect"
-    # a user's own eval set, imported before the run: curate must take it in, judge must judge it
-    mine = base / "mine.jsonl"
-    mine.write_text("".join(json.dumps({"id": i, "query": q, "chosen": c, "rejected": r}) + "\n" for i, q, c, r in IMPORTED))
-    imp = subprocess.run([sys.executable, "-m", "flows.cli", "data", "import", "--format", "generic", "--name", "mine",
-                          "--split", "eval", "--store", str(store), str(mine)], cwd=ROOT, capture_output=True, text=True)
-    assert imp.returncode == 0, imp.stderr
     first = grm_run(store, home)
     return store, home, states(first)
 
@@ -92,12 +86,6 @@ def test_first_run_completes_every_stage_and_writes_every_table(pipeline):
     assert [r["stage"] for r in runs] == STAGES and not any(r["cache_hit"] for r in runs)
 
 
-def test_imported_items_are_curated_and_judged(pipeline):
-    store = Store(pipeline[0])
-    mine = [i for i in store.read_rows(store.table("items")) if i["source"] == "mine"]
-    assert len(mine) == len(IMPORTED) and {i["split"] for i in mine} == {"eval"}
-    judged = {j["item_id"] for j in store.read_rows(store.table("judgments"))}
-    assert {i["item_id"] for i in mine} <= judged
 
 
 def test_identical_rerun_is_all_cached(pipeline):
@@ -135,6 +123,23 @@ def test_only_and_force_run_single_stages_on_the_store(pipeline):
     store_dir, home, _ = pipeline
     got = states(grm_run(store_dir, home, "--only", "evaluate", "--force", "evaluate"))
     assert got == {"evaluate": "Completed"}
+
+
+def test_an_imported_set_is_curated_and_judged(pipeline):
+    """`grm data import` then `grm run`: curate (the one writer of items) takes the import in, judge judges it."""
+    store_dir, home, _ = pipeline
+    mine = store_dir.parent / "mine.jsonl"
+    mine.write_text("".join(json.dumps({"id": i, "query": q, "chosen": c, "rejected": r}) + "\n" for i, q, c, r in IMPORTED))
+    imp = subprocess.run([sys.executable, "-m", "flows.cli", "data", "import", "--format", "generic", "--name", "mine",
+                          "--split", "eval", "--store", str(store_dir), str(mine)], cwd=ROOT, capture_output=True, text=True)
+    assert imp.returncode == 0, imp.stderr
+    got = states(grm_run(store_dir, home, "--only", "data", "--only", "evaluation"))
+    assert got == {"curate": "Completed", "judge": "Completed", "evaluate": "Completed"}
+    store = Store(store_dir)
+    items = [i for i in store.read_rows(store.table("items")) if i["source"] == "mine"]
+    assert len(items) == len(IMPORTED) and {i["split"] for i in items} == {"eval"}
+    judged = {j["item_id"] for j in store.read_rows(store.table("judgments"))}
+    assert {i["item_id"] for i in items} <= judged
 
 
 def test_only_a_stage_whose_input_is_missing_says_what_to_run(tmp_path):

@@ -32,7 +32,7 @@ def test_the_graph_is_derived_from_the_declarations():
     assert {a: s.name for a, (s, _) in g.producers.items()}["metarm"] == "metarm_train"
     assert set(g.model_artifacts) == {"base", "rft", "grm", "metarm"}
     judge = stages.get_stage("judge")
-    assert judge.inputs == ("items", "grm", "models", "voting", "metarm") and judge.optional == {"metarm"}
+    assert judge.inputs == ("items", "models", "voting", "metarm") and judge.optional == {"metarm"}
     assert "metarm.max_length" in judge.config  # judge scores with the meta RM at that length: part of its key
     assert stages.select(["evaluation", "curate"]) == {"judge", "evaluate", "curate"}
     with pytest.raises(ValueError, match="unknown stage or group 'nope'.*groups: data, train"):

@@ -1,5 +1,6 @@
 """What the DuckDB evaluation (``grm.evaluation.sql``) hands to the Python scoring: per-subset aggregates,
-ROC inputs, RM-Bench matrix cells and best-of-group selections, gathered in ``EvalData``."""
+ROC inputs, RM-Bench matrix cells, best-of-group selections, per-item credits (for the intervals and the
+RewardBench 2 Ties formula) and JudgeBench's two games, gathered in ``EvalData``."""
 
 from __future__ import annotations
 
@@ -72,6 +73,41 @@ class GroupSelection:
     base_rate: float  # share a uniformly random pick would get
 
 
+@dataclass(frozen=True)
+class ItemCredit:
+    """One item's outcome under one (model, method, k, k_meta): what the bootstrap resamples."""
+
+    model: str
+    method: str
+    k: int | None
+    k_meta: int | None
+    source: str
+    subset: str
+    item_id: str
+    cluster: str  # items sharing a prompt are resampled together (RM-Bench's 9 style pairs, RB2's ref/tied)
+    credit: float | None
+    strict: float | None
+    bok: float | None
+    cell: tuple[int, int] | None  # RM-Bench (chosen style, rejected style)
+    score: float | None  # single-response items: the voted mean score (ROC-AUC)
+    label: int | None
+    totals: tuple[float, ...] | None  # voted score per response (original order)
+    meta: str | None
+
+
+@dataclass(frozen=True)
+class TwoGames:
+    """JudgeBench's protocol: one pair judged greedily in both orders; ``total`` = sum of the games' signs
+    (+1 agrees with the label, -1 with its reverse, 0 tie or failure)."""
+
+    model: str
+    source: str
+    subset: str
+    item_id: str
+    games: int
+    total: int
+
+
 @dataclass
 class EvalData:
     aggregates: list[SubsetAggregate] = field(default_factory=list)
@@ -81,3 +117,6 @@ class EvalData:
     bias_rows: list[dict] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)  # what was left out, and how many (e.g. wrong score counts)
     skipped_prompts: list[dict] = field(default_factory=list)  # per model, decoding, benchmark: prompts not sampled
+    items: list[ItemCredit] = field(default_factory=list)
+    two_games: list[TwoGames] = field(default_factory=list)
+    chance: dict[str, tuple[float, int]] = field(default_factory=dict)  # benchmark -> (chance accuracy %, items)

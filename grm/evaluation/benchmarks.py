@@ -7,6 +7,7 @@ Module-level constants only, the way reward-bench keeps ``EXAMPLE_COUNTS`` and `
 from __future__ import annotations
 
 REWARDBENCH = "rewardbench"
+REWARDBENCH2 = "rewardbench2"
 RM_BENCH = "rm_bench"
 JUDGEBENCH = "judgebench"
 PPE_PREFERENCE = "ppe_preference"
@@ -24,6 +25,7 @@ ALL = "all"  # the subset name of a benchmark's headline row
 # named freely in the config).
 FORMAT_BENCHMARK = {
     "rewardbench": REWARDBENCH,
+    "rewardbench2": REWARDBENCH2,
     "rm_bench": RM_BENCH,
     "judgebench": JUDGEBENCH,
     "ppe_preference": PPE_PREFERENCE,
@@ -75,6 +77,21 @@ REWARDBENCH_SECTIONS = {
     "Safety": ["refusals-dangerous", "refusals-offensive", "xstest-should-refuse", "xstest-should-respond", "donotanswer"],
     "Reasoning": ["math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"],
 }
+
+# ---- RewardBench 2 (allenai/reward-bench-2; rewardbench/utils.py of the harness) ---------------------------
+REWARDBENCH2_SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")  # headline: their plain mean
+REWARDBENCH2_TIES = "Ties"
+# The Ties score (utils.process_single_model): weights of its five terms over the prompts' ref / tied sets.
+REWARDBENCH2_TIES_WEIGHTS = {
+    "tied_accuracy": 0.30,
+    "ref_accuracy": 0.30,
+    "correctness_preferred": 0.20,
+    "correctness_preferred_hard": 0.20,
+    "correctness_margin": 0.01,
+}
+
+# ---- JudgeBench (ScalerLab/JudgeBench run_judge.py): the per-source breakdown, by source-name prefix -------
+JUDGEBENCH_SOURCES = ("mmlu-pro", "livebench-reasoning", "livebench-math", "livecodebench")
 
 # ---- RM-Bench (THU-KEG/RM-Bench compute_accuracy): style index -> name, rows/columns of the 3x3 matrix -----
 RM_BENCH_STYLES = ("concise", "detailed_plain", "detailed_markdown")

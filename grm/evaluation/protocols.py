@@ -41,12 +41,13 @@ miniworld, ...)
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from grm.evaluation.aggregates import MatrixCell, SubsetAggregate
+from grm.evaluation.aggregates import ItemCredit, MatrixCell, SubsetAggregate
 from grm.evaluation.benchmarks import (
     ALL,
     EVALBIASBENCH,
@@ -60,6 +61,10 @@ from grm.evaluation.benchmarks import (
     PPE_PREFERENCE,
     REALMISTAKE,
     REWARDBENCH,
+    REWARDBENCH2,
+    REWARDBENCH2_SUBSETS,
+    REWARDBENCH2_TIES,
+    REWARDBENCH2_TIES_WEIGHTS,
     REWARDBENCH_EXAMPLE_COUNTS,
     REWARDBENCH_SECTIONS,
     RM_BENCH,
@@ -87,7 +92,7 @@ def accuracy_by_subset(aggs: Sequence[SubsetAggregate]) -> dict[str, float]:
 
 
 # ---- the generic protocol ----------------------------------------------------------------------------------
-def micro_average(aggs: Sequence[SubsetAggregate], cells: Cells) -> tuple[list[Row], float | None]:
+def micro_average(aggs: Sequence[SubsetAggregate], cells: Cells, items: Sequence[ItemCredit] = ()) -> tuple[list[Row], float | None]:
     """Headline = accuracy over all items of the benchmark."""
     n_all = sum(a.n_items for a in aggs if a.credit is not None)
     if not n_all:
@@ -116,7 +121,7 @@ def rewardbench_score(sections: Mapping[str, float]) -> float | None:
     return sum(sections[s] for s in REWARDBENCH_SECTIONS) / len(REWARDBENCH_SECTIONS)
 
 
-def rewardbench(aggs: Sequence[SubsetAggregate], cells: Cells) -> tuple[list[Row], float | None]:
+def rewardbench(aggs: Sequence[SubsetAggregate], cells: Cells, items: Sequence[ItemCredit] = ()) -> tuple[list[Row], float | None]:
     sections = rewardbench_sections(accuracy_by_subset(aggs))
     rows: list[Row] = []
     for name, v in sections.items():
@@ -127,6 +132,76 @@ def rewardbench(aggs: Sequence[SubsetAggregate], cells: Cells) -> tuple[list[Row
         in_sections = sum(a.n_items for a in aggs if any(a.subset in v for v in REWARDBENCH_SECTIONS.values()))
         rows.append((ALL, "accuracy", score, in_sections))
     return rows, score
+
+
+# ---- RewardBench 2 ------------------------------------------------------------------------------------------
+def _ties_prompt_stats(item: ItemCredit) -> dict:
+    """The harness's ``sample_stats`` for one ref / tied set: the voted score of each completion (all equal,
+    0, when no sample parsed), split by whether it is correct (``meta.correct``)."""
+    meta = json.loads(item.meta or "{}")
+    correct_idx = set(meta.get("correct") or [])
+    totals = list(item.totals) if item.totals is not None else [0.0] * int(meta.get("total_completions") or 0)
+    good = [t for i, t in enumerate(totals) if i in correct_idx]
+    bad = [t for i, t in enumerate(totals) if i not in correct_idx]
+    if not good or not bad:
+        return {"accurate": False, "different_correct_margin": None, "correct_incorrect_margin": 0}
+    return {
+        "accurate": min(good) > max(bad),
+        "different_correct_margin": max(good) - min(good) if len(good) > 1 else None,
+        "correct_incorrect_margin": min(good) - max(bad),
+    }
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def ties_score(items: Sequence[ItemCredit]) -> float | None:
+    """RewardBench 2's Ties score (the harness's ``process_single_model``), in [0, 1]: accuracy on the ref and
+    the tied sets, how often the correct-vs-incorrect margin exceeds the spread among correct answers (on
+    the tied set, and the harder min over both sets), and a small tanh margin term; weights in
+    REWARDBENCH2_TIES_WEIGHTS. A prompt repeated in ``items`` (a bootstrap draw) counts as many times."""
+    sets: dict[str, list[tuple[str, dict]]] = {"ref": [], "tied": []}
+    for it in items:
+        kind, _, pid = (json.loads(it.meta or "{}").get("rb2_id") or "").partition(":")
+        if kind in sets and pid:
+            sets[kind].append((pid, _ties_prompt_stats(it)))
+    if not sets["ref"] and not sets["tied"]:
+        return None
+    ref = dict(sets["ref"])
+    accuracy = {k: (_mean([float(st["accurate"]) for _, st in v]) if v else 0.0) for k, v in sets.items()}
+    common = [(pid, st) for pid, st in sets["tied"] if pid in ref]
+    with_spread = [(pid, st) for pid, st in common if st["different_correct_margin"] is not None]
+    if common:
+        preferred = _mean([float(st["correct_incorrect_margin"] > st["different_correct_margin"]) for _, st in with_spread])
+        hard = _mean([float(min(ref[pid]["correct_incorrect_margin"], st["correct_incorrect_margin"])
+                            > st["different_correct_margin"]) for pid, st in with_spread])
+        ratios = [min(ref[pid]["correct_incorrect_margin"], st["correct_incorrect_margin"]) / st["different_correct_margin"]
+                  for pid, st in with_spread if st["different_correct_margin"] > 0]
+        margin = _mean([math.tanh(r - 1) for r in ratios]) if ratios else 0.0
+    else:
+        preferred = hard = margin = 0.0
+    w = REWARDBENCH2_TIES_WEIGHTS
+    return (w["tied_accuracy"] * accuracy["tied"] + w["ref_accuracy"] * accuracy["ref"]
+            + w["correctness_preferred"] * preferred + w["correctness_preferred_hard"] * hard
+            + w["correctness_margin"] * margin)
+
+
+def rewardbench2(aggs: Sequence[SubsetAggregate], cells: Cells, items: Sequence[ItemCredit] = ()) -> tuple[list[Row], float | None]:
+    """Per subset the ratings-mode credit (1 / completions tied at the top when a correct one is among them);
+    Ties by its own weighted formula; headline = the unweighted mean of the six subsets."""
+    scores = {a.subset: percent(a.credit) for a in aggs if a.credit is not None and a.subset != REWARDBENCH2_TIES}
+    rows: list[Row] = []
+    ties_items = [i for i in items if i.subset == REWARDBENCH2_TIES]
+    ties = ties_score(ties_items)
+    if ties is not None:
+        scores[REWARDBENCH2_TIES] = percent(ties)
+        rows.append((REWARDBENCH2_TIES, "ties_score", scores[REWARDBENCH2_TIES], len({i.cluster for i in ties_items})))
+    if not all(s in scores for s in REWARDBENCH2_SUBSETS):
+        return rows, None
+    headline = sum(scores[s] for s in REWARDBENCH2_SUBSETS) / len(REWARDBENCH2_SUBSETS)
+    rows.append((ALL, "accuracy", headline, sum(a.n_items for a in aggs)))
+    return rows, headline
 
 
 # ---- RM-Bench -----------------------------------------------------------------------------------------------
@@ -150,7 +225,7 @@ def rm_bench_summary(cells: Mapping[tuple[int, int], float]) -> dict[str, float]
     return {"easy": easy, "normal": normal, "hard": hard, "avg": (easy + normal + hard) / 3}
 
 
-def rm_bench(aggs: Sequence[SubsetAggregate], cells: Cells) -> tuple[list[Row], float | None]:
+def rm_bench(aggs: Sequence[SubsetAggregate], cells: Cells, items: Sequence[ItemCredit] = ()) -> tuple[list[Row], float | None]:
     """The style matrix per domain, its triangles, and their mean over domains."""
     domains: dict[str, dict[tuple[int, int], list[MatrixCell]]] = {}
     for subset, cm in cells.items():
@@ -191,7 +266,7 @@ def ppe_correctness_score(subset_acc: Mapping[str, float]) -> float | None:
     return sum(by_norm[s] for s in PPE_CORRECTNESS_SUBSETS) / len(PPE_CORRECTNESS_SUBSETS)
 
 
-def ppe_correctness(aggs: Sequence[SubsetAggregate], cells: Cells) -> tuple[list[Row], float | None]:
+def ppe_correctness(aggs: Sequence[SubsetAggregate], cells: Cells, items: Sequence[ItemCredit] = ()) -> tuple[list[Row], float | None]:
     rows: list[Row] = []
     score = ppe_correctness_score(accuracy_by_subset(aggs))
     if score is not None:
@@ -212,32 +287,40 @@ def rmb_section(subset: str) -> str | None:
     return f"{goal}/{task}" if goal and task else None
 
 
-def rmb(aggs: Sequence[SubsetAggregate], cells: Cells) -> tuple[list[Row], float | None]:
-    """Sections weighted by items; best-of-N sections use the strict best-beats-every-loser rate."""
+def _rmb_sections(aggs: Sequence[SubsetAggregate], strict: bool) -> dict[str, tuple[float, int]]:
+    """Section -> (score %, items), item-weighted over its subsets: the expected credit with ties broken at
+    random (the paper), or the strict rate (the harness: the best must beat every other response)."""
     sec: dict[str, list[tuple[float, int]]] = {}
     for a in aggs:
         name = rmb_section(a.subset)
-        if name is None:
-            continue
-        bon = name.endswith("/bon")
-        v, n = (a.strict, a.n_strict) if bon else (a.credit, a.n_items)
-        if v is not None and n:
+        v, n = (a.strict, a.n_strict) if strict else (a.credit, a.n_items)
+        if name is not None and v is not None and n:
             sec.setdefault(name, []).append((percent(v), n))
+    return {name: (sum(v * c for v, c in vs) / sum(c for _, c in vs), sum(c for _, c in vs)) for name, vs in sec.items()}
+
+
+def rmb(aggs: Sequence[SubsetAggregate], cells: Cells, items: Sequence[ItemCredit] = ()) -> tuple[list[Row], float | None]:
+    """Four sections (helpfulness|harmlessness x pairwise|bon), headline = their mean. 'accuracy' breaks ties
+    by shuffling then argmax, as the GRM paper does (expected credit); 'accuracy_strict' is the harness's rule
+    (a tie is wrong; best-of-n: the best beats every other response)."""
     rows: list[Row] = []
-    sec_scores = {}
-    for name, vs in sorted(sec.items()):
-        n = sum(c for _, c in vs)
-        sec_scores[name] = sum(v * c for v, c in vs) / n
-        rows.append((name, "accuracy", sec_scores[name], n))
-    if not all(s in sec_scores for s in RMB_SECTIONS):
-        return rows, None
-    headline = sum(sec_scores[s] for s in RMB_SECTIONS) / len(RMB_SECTIONS)
-    rows.append((ALL, "accuracy", headline, sum(a.n_items for a in aggs)))
+    headline = None
+    for strict, metric in ((False, "accuracy"), (True, "accuracy_strict")):
+        sections = _rmb_sections(aggs, strict)
+        rows += [(name, metric, v, n) for name, (v, n) in sorted(sections.items())]
+        if all(s in sections for s in RMB_SECTIONS):
+            score = sum(sections[s][0] for s in RMB_SECTIONS) / len(RMB_SECTIONS)
+            rows.append((ALL, metric, score, sum(sections[s][1] for s in RMB_SECTIONS)))
+            headline = score if not strict else headline
     return rows, headline
 
 
 # ---- the registry -------------------------------------------------------------------------------------------
-Summarize = Callable[[Sequence[SubsetAggregate], Cells], tuple[list[Row], float | None]]
+Summarize = Callable[[Sequence[SubsetAggregate], Cells, Sequence[ItemCredit]], tuple[list[Row], float | None]]
+
+# Which number a benchmark's own harness reports ('official' rows): the headline itself, RMB's strict rule,
+# or JudgeBench's two games (greedy only).
+HEADLINE, STRICT, TWO_GAMES = "headline", "accuracy_strict", "two_games"
 
 
 @dataclass(frozen=True)
@@ -247,20 +330,32 @@ class Protocol:
     headline_metric: str = "accuracy"  # 'roc_auc': the headline is the pooled ROC-AUC, not summarize's
     note: str = "accuracy per subset; headline = micro-average over all items"
     summarize: Summarize = micro_average  # section rows and headline from the benchmark's subset aggregates
+    official: str | None = None  # HEADLINE | STRICT | TWO_GAMES: the harness's own number; None: it has none
+    uses_items: bool = False  # summarize reads per-item outcomes (RB2's Ties formula)
+
+    @property
+    def two_games(self) -> bool:
+        """Judged greedily in both orders (the judge stage plans the reversed game)."""
+        return self.official == TWO_GAMES
 
 
 PROTOCOLS: dict[str, Protocol] = {
     REWARDBENCH: Protocol("chance", "chance", note="tie or failure = 0.5; sections weighted by EXAMPLE_COUNTS; "
-                          "headline = mean of 4 sections", summarize=rewardbench),
+                          "headline = mean of 4 sections", summarize=rewardbench, official=HEADLINE),
+    REWARDBENCH2: Protocol("chance", "chance", note="ratings mode: 1/|tied at top| if a correct one is there, failure "
+                           "= 1/n; Ties by its weighted formula; headline = mean of 6 subsets", summarize=rewardbench2,
+                           official=HEADLINE, uses_items=True),
     RM_BENCH: Protocol("miss", "miss", note="strict win; 3x3 style matrix per domain; easy/normal/hard/avg",
-                       summarize=rm_bench),
-    JUDGEBENCH: Protocol("miss", "miss", note="pairwise accuracy, tie or failure wrong"),
+                       summarize=rm_bench, official=HEADLINE),
+    JUDGEBENCH: Protocol("miss", "miss", note="pairwise accuracy, tie or failure wrong; official: two games "
+                         "(both orders, greedy), correct when their signs sum > 0", official=TWO_GAMES),
     PPE_PREFERENCE: Protocol("random", "miss", note="pairwise accuracy"),
     PPE_CORRECTNESS: Protocol("random", "miss", note="pairwise accuracy; headline = mean of 5 subsets; best_of_k",
                               summarize=ppe_correctness),
-    RMB: Protocol("miss", "miss", note="pairwise + best-of-n (strict, one prompt); headline = mean of 4 sections",
-                  summarize=rmb),
-    REALMISTAKE: Protocol("random", "miss", headline_metric="roc_auc", note="ROC-AUC of the voted mean score"),
+    RMB: Protocol("chance", "miss", note="pairwise + best-of-n in one prompt, ties shuffled (expected credit); "
+                  "headline = mean of 4 sections; official: strict", summarize=rmb, official=STRICT),
+    REALMISTAKE: Protocol("random", "miss", headline_metric="roc_auc", note="ROC-AUC of the voted mean score",
+                          official=HEADLINE),
     LLMBAR: Protocol(),
     EVALBIASBENCH: Protocol(),
     MINIWORLD: Protocol(),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from grm.evaluation.aggregates import EvalData, GroupSelection, MatrixCell, RocInput, SubsetAggregate
+from grm.evaluation.aggregates import EvalData, GroupSelection, ItemCredit, MatrixCell, RocInput, SubsetAggregate, TwoGames
 from grm.evaluation.benchmarks import RM_BENCH, RM_BENCH_STYLES
 from grm.evaluation.methods import Method
 from grm.evaluation.protocols import PROTOCOLS, Protocol, benchmark_of, report_subset
@@ -45,7 +45,7 @@ s AS (
     UNION ALL
     SELECT j.model, j.item_id, j.sample_idx, j.scores, j.meta_score, m.method, m.k, m.k_meta, m.tag
     FROM judgments j JOIN methods m ON m.method = 'greedy'
-    WHERE j.decoding = 'greedy'
+    WHERE j.decoding = 'greedy' AND j.sample_idx = 0  -- sample_idx 1: JudgeBench's second game (_TWO_GAMES)
 ),
 v AS (  -- a sample is usable when it parsed into one score per response
     SELECT s.*, (s.scores IS NOT NULL AND len(s.scores) = len(i.responses)) AS usable,
@@ -154,6 +154,8 @@ WITH x AS (
     SELECT v.*, b.benchmark AS source, b.report_subset AS subset, i.label_kind, i.best, i.ratings, i.meta,
            len(i.responses) AS n_resp, md5(CAST(i.conversation AS VARCHAR)) AS conv_key,
            coalesce(p.tie, 'random') AS tie, coalesce(p.failure, 'miss') AS failure,
+           -- every correct response where an item has several (RewardBench 2's Ties), else just the best
+           coalesce(TRY_CAST(json_extract(i.meta, '$.correct') AS INTEGER[]), [i.best]) AS correct_set,
            CASE WHEN v.n_used > 0 AND len(i.responses) = 1 THEN
                CASE WHEN 2 * v.totals[1] > v.n_used THEN 1
                     WHEN 2 * v.totals[1] < v.n_used THEN 0
@@ -169,19 +171,56 @@ WITH x AS (
 SELECT *,
     CASE
         WHEN label_kind = 'best' AND n_resp >= 2 AND best >= 0 AND best < n_resp THEN
-            CASE WHEN picked IS NULL THEN (CASE WHEN failure = 'chance' THEN 1.0 / n_resp ELSE 0.0 END)
-                 WHEN n_top > 1 AND tie = 'chance' THEN (CASE WHEN list_contains(top_idx, best) THEN 1.0 / n_top ELSE 0.0 END)
+            CASE WHEN picked IS NULL THEN (CASE WHEN failure = 'chance' THEN len(correct_set) / n_resp ELSE 0.0 END)
+                 WHEN n_top > 1 AND tie = 'chance' THEN len(list_intersect(top_idx, correct_set)) / n_top
                  WHEN n_top > 1 AND tie = 'miss' THEN 0.0
-                 ELSE (picked = best)::DOUBLE END
+                 ELSE list_contains(correct_set, picked)::DOUBLE END
         WHEN label_kind = 'rating' AND n_resp = 1 AND $binary THEN
             CASE WHEN bin_label IS NULL THEN 0.0 ELSE (bin_label = (ratings[1] > 0.5)::INT)::DOUBLE END
     END AS credit,
-    CASE WHEN label_kind = 'best' AND n_resp >= 2 AND best >= 0 AND best < n_resp THEN (picked IS NOT NULL AND n_top = 1 AND picked = best)::DOUBLE END AS strict,
+    CASE WHEN label_kind = 'best' AND n_resp >= 2 AND best >= 0 AND best < n_resp THEN (picked IS NOT NULL AND n_top = 1 AND list_contains(correct_set, picked))::DOUBLE END AS strict,
     CASE WHEN n_resp >= 2 AND len(ratings) = n_resp AND list_bool_and([r IN (0.0, 1.0) for r in ratings]) THEN
         CASE WHEN picked IS NOT NULL THEN ratings[picked + 1]
              WHEN failure = 'chance' THEN list_avg(ratings) ELSE 0.0 END
     END AS bok
 FROM x
+"""
+
+# Every scored item, for the bootstrap intervals and the per-item protocols (RewardBench 2's Ties formula).
+_ITEMS = """
+SELECT model, method, k, k_meta, source, subset, item_id,
+       CASE WHEN json_extract_string(meta, '$.rb2_id') LIKE '%:%'  -- RB2 Ties: 'ref:<pid>' and 'tied:<pid>'
+            THEN 'rb2:' || split_part(json_extract_string(meta, '$.rb2_id'), ':', 2) ELSE conv_key END AS cluster,
+       credit, strict, bok,
+       json_extract_string(meta, '$.chosen_style') AS cs, json_extract_string(meta, '$.rejected_style') AS rs,
+       CASE WHEN label_kind = 'rating' AND n_resp = 1 AND n_used > 0 AND len(ratings) >= 1 THEN totals[1] / n_used END AS score,
+       CASE WHEN label_kind = 'rating' AND n_resp = 1 AND len(ratings) >= 1 THEN (ratings[1] > 0.5)::INT END AS label,
+       totals, meta
+FROM scored ORDER BY ALL
+"""
+
+# JudgeBench's two games: the greedy judgment in the item's order (sample_idx 0) and in the reversed order
+# (1), each +1 when it prefers the labelled response, -1 when it prefers the other, 0 for a tie or a failure.
+_TWO_GAMES = """
+SELECT j.model, b.benchmark AS source, b.report_subset AS subset, j.item_id, count(*) AS games,
+       sum(CASE WHEN j.scores IS NULL OR len(j.scores) <> 2 THEN 0
+                WHEN j.scores[i.best + 1] > j.scores[2 - i.best] THEN 1
+                WHEN j.scores[i.best + 1] < j.scores[2 - i.best] THEN -1 ELSE 0 END) AS total
+FROM judgments j JOIN items i USING (item_id)
+JOIN bench_map b ON b.source IS NOT DISTINCT FROM i.source AND b.format IS NOT DISTINCT FROM i.format
+    AND b.subset IS NOT DISTINCT FROM i.subset
+WHERE j.decoding = 'greedy' AND b.benchmark IN ({two_game}) AND i.label_kind = 'best' AND len(i.responses) = 2
+      AND i.best IN (0, 1)
+GROUP BY ALL ORDER BY ALL
+"""
+
+# Chance: the expected accuracy of a uniformly random pick, per benchmark (eval items with a best response).
+_CHANCE = """
+SELECT b.benchmark, 100.0 * avg(1.0 / len(i.responses)) AS chance, count(*) AS n
+FROM items i JOIN bench_map b ON b.source IS NOT DISTINCT FROM i.source AND b.format IS NOT DISTINCT FROM i.format
+    AND b.subset IS NOT DISTINCT FROM i.subset
+WHERE i.split = 'eval' AND i.label_kind = 'best' AND len(i.responses) >= 2
+GROUP BY ALL
 """
 
 _AGGREGATES = """
@@ -391,6 +430,21 @@ def evaluate_judgments(
                        float(r["credit"]), int(r["n"]))
         )
     data.skipped["rm_bench_without_styles"] = bad_style
+    for r in _fetch(con, _ITEMS):
+        cs, rs = _style(r["cs"]), _style(r["rs"])
+        data.items.append(
+            ItemCredit(r["model"], r["method"], _k(r["method"], r["k"]), _k_meta(r["k_meta"]), r["source"], r["subset"],
+                       r["item_id"], r["cluster"], r["credit"], r["strict"], r["bok"],
+                       (cs, rs) if cs is not None and rs is not None else None, r["score"], r["label"],
+                       tuple(r["totals"]) if r["totals"] is not None else None, r["meta"])
+        )
+    two_game = [s for s, p in protocols.items() if p.two_games]
+    if two_game:
+        games = _fetch(con, _TWO_GAMES.format(two_game=", ".join(f"'{s}'" for s in two_game)))
+        data.two_games = [TwoGames(r["model"], r["source"], r["subset"], r["item_id"], r["games"], int(r["total"]))
+                          for r in games]
+        data.skipped["pairs_without_both_games"] = sum(1 for g in data.two_games if g.games != 2)
+    data.chance = {r["benchmark"]: (float(r["chance"]), int(r["n"])) for r in _fetch(con, _CHANCE)}
     con.execute(_PER_SAMPLE)
     data.bias_rows = _fetch(con, _BIAS)
     return data
