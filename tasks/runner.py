@@ -57,7 +57,8 @@ def _model(spec: Stage, cfg: Config, value: str | EndpointConfig, store: Store,
         return endpoint_model(value)
     name = model_reference(cfg, value)
     if name is None:
-        return external_model(value, cfg.resolve_path(value))
+        folder = cfg.models.base if value == "base" else value  # 'base' names whatever models.base names
+        return external_model(folder, cfg.resolve_path(folder))
     ref = _artifact(name, store, produced)
     if ref is None:
         raise MissingInput(

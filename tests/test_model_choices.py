@@ -182,3 +182,15 @@ def test_judge_samples_the_rft_model_for_voting_and_evaluate_reports_it(teacher,
 def test_default_judge_samples_only_the_grm():
     cfg = parse_config({})
     assert cfg.judge.voting_models == ["grm"] and cfg.rl.easy_filter_model == "rft"
+
+
+def test_base_names_the_folder_models_base_names(tmp_path):
+    """rft.sampler 'base' with models.base a folder binds that folder (not a model called 'base')."""
+    folder = tmp_path / "my-base"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    store = Store(tmp_path / "store")
+    store.write_table("items", ITEMS)
+    cfg = parse_config({"models": {"base": str(folder)}, "rft": {"sampler": "base"}})
+    sampler = prepare(get_stage("rft_sample"), cfg, store, {}).inputs["sampler"]
+    assert (sampler.kind, sampler.path) == ("external", str(folder))
