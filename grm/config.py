@@ -155,7 +155,8 @@ class VLLMConfig(Strict):
     tensor_parallel_size: int = Field(default=1, ge=1)
     max_model_len: int | None = None
     enable_prefix_caching: bool = True
-    dtype: str = "auto"
+    # None: follow models.dtype, and for 'auto' float32 on CPU (grm.generation.server.vllm_dtype)
+    dtype: str | None = None
     extra_args: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 

@@ -16,12 +16,17 @@ def make_backend(model_path: str, gen_cfg: GenerationConfig, *, dtype: str = "au
         from grm.generation.hf import HFBackend
 
         return HFBackend(model_path, device=gen_cfg.device, dtype=dtype, batch_size=gen_cfg.batch_size, max_model_len=max_model_len)
+    if gen_cfg.backend in ("openai", "vllm"):
+        from grm.generation.server import on_cpu, vllm_dtype
+
+        # the vLLM engine's precision (ours or the `vllm serve` we start): never one a CPU only emulates
+        vdtype = vllm_dtype(gen_cfg.vllm, dtype, cpu=on_cpu(gen_cfg.device))
     if gen_cfg.backend == "openai":
         from grm.generation.openai_backend import OpenAIBackend
 
-        return OpenAIBackend(model_path, gen_cfg.openai, vllm=gen_cfg.vllm, max_model_len=max_model_len)
+        return OpenAIBackend(model_path, gen_cfg.openai, vllm=gen_cfg.vllm, max_model_len=max_model_len, dtype=vdtype)
     if gen_cfg.backend == "vllm":
         from grm.generation.vllm_backend import VLLMBackend
 
-        return VLLMBackend(model_path, gen_cfg.vllm, max_model_len=max_model_len)
+        return VLLMBackend(model_path, gen_cfg.vllm, max_model_len=max_model_len, dtype=vdtype)
     raise BackendError(f"generation.backend {gen_cfg.backend!r} is not available in this build")

@@ -38,7 +38,8 @@ class _TooLong(Exception):
 class OpenAIBackend(Backend):
     name = "openai"
 
-    def __init__(self, model: str, cfg: OpenAIConfig, *, vllm: VLLMConfig | None = None, max_model_len: int | None = None):
+    def __init__(self, model: str, cfg: OpenAIConfig, *, vllm: VLLMConfig | None = None, max_model_len: int | None = None,
+                 dtype: str | None = None):
         self.cfg = cfg
         self.server: ManagedServer | None = None
         key = None
@@ -48,7 +49,8 @@ class OpenAIBackend(Backend):
                 raise BackendError(f"api_key_env names {cfg.api_key_env!r}, which is not set in the environment "
                                    f"(the key of {cfg.base_url or 'the served model'})")
         if cfg.serve:
-            self.server = ManagedServer.vllm_serve(model, vllm or VLLMConfig(), cfg.serve_args, max_model_len=max_model_len)
+            self.server = ManagedServer.vllm_serve(model, vllm or VLLMConfig(), cfg.serve_args, max_model_len=max_model_len,
+                                                   dtype=dtype)
             base_url = self.server.base_url
         elif cfg.base_url:
             base_url = cfg.base_url.rstrip("/")

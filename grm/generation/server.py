@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -41,10 +42,52 @@ def vllm_python(cfg: VLLMConfig) -> str:
     return py
 
 
-def vllm_engine_args(cfg: VLLMConfig, max_model_len: int | None) -> dict:
-    """``vllm.LLM`` / ``vllm serve`` engine arguments from the config (one source for both)."""
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (/proc/cpuinfo; empty where unreadable)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(flags: set[str]) -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere it is emulated, and slow."""
+    return bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def on_cpu(device: str) -> bool:
+    if device == "cpu":
+        return True
+    if device == "cuda":
+        return False
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def vllm_dtype(cfg: VLLMConfig, models_dtype: str = "auto", *, cpu: bool, flags: set[str] | None = None) -> str:
+    """The precision vLLM runs in: generation.vllm.dtype when set, else models.dtype; 'auto' becomes float32
+    on a CPU (vLLM's own 'auto' takes a checkpoint's bfloat16, which a CPU without AVX512-BF16 or AMX only
+    emulates: no token in 12 minutes on a 2-core EPYC, where float32 gives ~100 tokens/s; and the house rule
+    is never bf16 by default on CPU, so results do not depend on which CPU ran them). On a GPU 'auto' is left
+    to vLLM. An explicit bfloat16 on a CPU without native bf16 is honoured with a warning."""
+    chosen = cfg.dtype or models_dtype
+    if chosen == "auto":
+        return "float32" if cpu else "auto"
+    if cpu and chosen == "bfloat16" and not native_bf16(cpu_flags() if flags is None else flags):
+        warnings.warn("vLLM on a CPU without native bfloat16 (AVX512-BF16 or AMX): bfloat16 is emulated and very "
+                      "slow; set models.dtype or generation.vllm.dtype to float32", stacklevel=2)
+    return chosen
+
+
+def vllm_engine_args(cfg: VLLMConfig, max_model_len: int | None, dtype: str | None = None) -> dict:
+    """``vllm.LLM`` / ``vllm serve`` engine arguments from the config (one source for both); ``dtype`` as
+    ``vllm_dtype`` chose it (None: choose from ``cfg`` alone, on this machine's device)."""
     args: dict = {
-        "dtype": cfg.dtype,
+        "dtype": dtype or vllm_dtype(cfg, cpu=on_cpu("auto")),
         "tensor_parallel_size": cfg.tensor_parallel_size,
         "gpu_memory_utilization": cfg.gpu_memory_utilization,
         "enable_prefix_caching": cfg.enable_prefix_caching,
@@ -67,10 +110,11 @@ class ManagedServer:
         self._wait_healthy(startup_s)
 
     @classmethod
-    def vllm_serve(cls, model: str, cfg: VLLMConfig, extra: Sequence[str], *, max_model_len: int | None = None) -> "ManagedServer":
+    def vllm_serve(cls, model: str, cfg: VLLMConfig, extra: Sequence[str], *, max_model_len: int | None = None,
+                   dtype: str | None = None) -> "ManagedServer":
         port = free_port()
         cmd = [vllm_python(cfg), "-m", "grm.generation.vllm_cli", "serve", model, "--host", "127.0.0.1", "--port", str(port)]
-        for k, v in vllm_engine_args(cfg, max_model_len).items():
+        for k, v in vllm_engine_args(cfg, max_model_len, dtype).items():
             flag = "--" + k.replace("_", "-")
             if isinstance(v, bool):
                 cmd.append(flag if v else "--no-" + flag[2:])

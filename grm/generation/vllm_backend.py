@@ -31,9 +31,10 @@ WORKER = Path(__file__).with_name(WORKER_MODULE.rpartition(".")[2] + ".py")
 class VLLMBackend(Backend):
     name = "vllm"
 
-    def __init__(self, model_path: str, cfg: VLLMConfig, *, max_model_len: int | None = None, startup_s: float = 900):
+    def __init__(self, model_path: str, cfg: VLLMConfig, *, max_model_len: int | None = None, startup_s: float = 900,
+                 dtype: str | None = None):
         py = vllm_python(cfg)
-        config = {"model": str(model_path), "engine_args": vllm_engine_args(cfg, max_model_len)}
+        config = {"model": str(model_path), "engine_args": vllm_engine_args(cfg, max_model_len, dtype)}
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         fd, log = tempfile.mkstemp(prefix="grm-vllm-worker-", suffix=".log")
