@@ -48,7 +48,7 @@ class MiniWorldConfig(Strict):
 
     train_items: int = Field(default=600, ge=1)
     eval_items: int = Field(default=500, ge=1)
-    seed: int = 0
+    seed: int | None = None  # None: the run's seed (so `--set seed=N` moves the world too)
     shapes: dict[str, float] = Field(default_factory=lambda: {"pairwise": 0.4, "listwise": 0.3, "single": 0.3})
     tasks: dict[str, float] = Field(
         default_factory=lambda: {"add": 1.0, "max": 1.0, "sort": 1.0, "reverse": 1.0, "count": 1.0}
@@ -370,6 +370,15 @@ class Config(Strict):
         return v
 
     @model_validator(mode="after")
+    def _world_follows_the_run_seed(self):
+        """One seed moves the whole run: the world, the bootstrap, sampling and training."""
+        world = self.data.miniworld
+        if world is not None and world.seed is None:
+            data = self.data.model_copy(update={"miniworld": world.model_copy(update={"seed": self.seed})})
+            object.__setattr__(self, "data", data)
+        return self
+
+    @model_validator(mode="after")
     def _math_sampler_exists(self):
         math = self.data.math_samples
         if math is not None and math.sampler == "base" and self.models.base == "scratch":
@@ -453,4 +462,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     # Overrides apply to the validated config with its defaults filled in, so `a.b.c=1` works even where
     # the file does not mention `a.b`.
     full = cfg.model_dump(mode="json", exclude={"source_path"})
+    world = ((data or {}).get("data") or {}).get("miniworld")
+    if full["data"].get("miniworld") is not None and not (isinstance(world, dict) and "seed" in world):
+        full["data"]["miniworld"]["seed"] = None  # it follows the run's seed, which an override may change
     return parse_config(apply_overrides(full, overrides, str(p)), str(p))

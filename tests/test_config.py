@@ -166,3 +166,16 @@ def test_paper_config_source_ids_parse_into_what_their_readers_expect():
     # MATH is the math data step's: problems whose sampled solutions are paired, not reference solutions rated 1
     assert [s.format for s in math.sources] == ["math"] and {"math", "gsm8k"}.isdisjoint(s.format for s in paper.data.sources)
     assert math.sampler != paper.models.base and math.n_samples >= 2
+
+
+def test_one_seed_moves_the_whole_run_including_the_world():
+    """`grm run --set seed=N` (contract): the miniature world follows the run's seed unless it sets its own."""
+    base = load_config(ROOT / "configs" / "tiny.yaml")
+    moved = load_config(ROOT / "configs" / "tiny.yaml", ["seed=3"])
+    assert base.data.miniworld.seed == 0 and moved.seed == 3 and moved.data.miniworld.seed == 3
+    pinned = load_config(ROOT / "configs" / "tiny.yaml", ["seed=3", "data.miniworld.seed=7"])
+    assert pinned.data.miniworld.seed == 7
+    from grm.miniworld.world import generate_items
+
+    world = lambda c: [i["conversation"][0]["content"] for i in generate_items(c.data.miniworld, "eval")][:20]
+    assert world(base) != world(moved)
