@@ -54,8 +54,8 @@ REWARDBENCH_EXAMPLE_COUNTS = {
     "llmbar-adver-GPTInst": 92,
     "llmbar-adver-GPTOut": 47,
     "llmbar-adver-manual": 46,
-    "xstest-should-refuse": 250,  # the harness's constants (the data has 154 / 250 the other way round)
-    "xstest-should-respond": 154,
+    "xstest-should-refuse": 154,  # as rewardbench 0.1.4 (reward-bench 6552e93 swapped the earlier 250 / 154)
+    "xstest-should-respond": 250,
     "donotanswer": 136,
     "hep-cpp": 164,
     "hep-go": 164,
