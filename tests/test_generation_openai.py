@@ -2,11 +2,8 @@
 against a small local HTTP server that fails transiently (retries with backoff) or for good (clear error);
 the API key is sent but never shown."""
 
-import json
 import os
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ from grm.config import OpenAIConfig
 from grm.generation import BackendError, Request, SamplingParams
 from grm.generation.openai_backend import OpenAIBackend
 from grm.generation.server import ManagedServer, free_port
+from tests.fake_chat_server import ChatHandler, chat_server
 from tests.tiny_lm import build_tiny_lm
 
 CHAT = lambda s: [{"role": "user", "content": s}]
@@ -45,44 +43,26 @@ def test_k_samples_per_prompt_from_transformers_serve(transformers_serve):
     assert all(s.n_tokens > 0 for r in res for s in r.samples)
 
 
-class Flaky(BaseHTTPRequestHandler):
-    """Answers 503 to the first `fail` calls, then a chat completion echoing the seed; records headers."""
+class Flaky(ChatHandler):
+    """Answers 503 to the first `fail` calls, then a chat completion echoing the seed."""
 
     fail = 0
-    calls: list[dict] = []
 
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).calls.append({"auth": self.headers.get("Authorization"), "body": body})
+    def reply(self, body):
         if type(self).fail > 0:
             type(self).fail -= 1
-            self.send_response(503)
-            self.end_headers()
-            self.wfile.write(b"overloaded")
-            return
-        choices = [{"index": i, "message": {"content": f"seed {body['seed']} #{i}"}, "finish_reason": "stop"} for i in range(body.get("n", 1))]
-        data = json.dumps({"choices": choices, "usage": {"completion_tokens": 3}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
+            return 503, []
+        return 200, [f"seed {body['seed']} #{i}" for i in range(body.get("n", 1))]
 
 
 @pytest.fixture
 def flaky():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    Flaky.calls = []
-    yield srv, f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    srv.shutdown()
+    with chat_server(Flaky) as served:
+        yield served
 
 
 def test_retries_transient_errors_and_sends_the_key_without_showing_it(flaky, monkeypatch):
-    srv, url = flaky
+    _, url = flaky
     monkeypatch.setenv("JUDGE_KEY", "sk-secret-123")
     Flaky.fail = 2
     cfg = OpenAIConfig(base_url=url, model="m", api_key_env="JUDGE_KEY", max_retries=3)

@@ -8,11 +8,8 @@ teacher (responses marked GOOD get 9, others 2; one response: 1 if GOOD) and rec
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -23,43 +20,27 @@ from tasks.config_view import ConfigView
 from tasks.rl import filter_too_easy
 from tasks.runner import execute, prepare
 from tasks.stages import get_stage
+from tests.fake_chat_server import ChatHandler, chat_server
 
 KEY_VAR, KEY = "GRM_TEST_TEACHER_KEY", "sk-teacher-secret-0123456789"
 RESPONSE = re.compile(r"\[Start of Response (\d+)\]\n(.*?)\n\[End of Response \1\]", re.S)
 
 
-class Teacher(BaseHTTPRequestHandler):
-    calls: list[dict] = []
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).calls.append({"auth": self.headers.get("Authorization"), "model": body["model"]})
+class Teacher(ChatHandler):
+    def reply(self, body):
         shown = [r for _, r in RESPONSE.findall(body["messages"][-1]["content"])]
         if len(shown) == 1:
             box = "1" if "GOOD" in shown[0] else "0"
         else:
             box = ", ".join("9" if "GOOD" in r else "2" for r in shown)
         text = f"Specific Criteria: correctness.\nAnalysis: checked each response.\nScores: \\boxed{{{box}}}"
-        choices = [{"index": i, "message": {"content": text}, "finish_reason": "stop"} for i in range(body.get("n", 1))]
-        data = json.dumps({"choices": choices, "usage": {"completion_tokens": 12}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
+        return 200, [text] * body.get("n", 1)
 
 
 @pytest.fixture
 def teacher():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Teacher)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    Teacher.calls = []
-    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    srv.shutdown()
-    srv.server_close()
+    with chat_server(Teacher) as (_, url):
+        yield url
 
 
 def _item(iid, responses, best=None, rating=None, split="train"):

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class SubsetAggregate:
-    """One (model, method, k, k_meta, source, subset) group; ``source`` is the benchmark."""
+class Scoring:
+    """Who was scored how, on what: the (model, method, k, k_meta) group and the benchmark's subset (``source``
+    is the benchmark). The rows below all start with these fields."""
 
     model: str
     method: str
@@ -17,6 +18,12 @@ class SubsetAggregate:
     k_meta: int | None
     source: str
     subset: str
+
+
+@dataclass(frozen=True)
+class SubsetAggregate(Scoring):
+    """One (model, method, k, k_meta, source, subset) group; ``source`` is the benchmark."""
+
     n_items: int  # items with a best label (or binary single-response items)
     credit: float | None  # mean credit in [0, 1] under the source's tie/failure rules (None: no such item)
     n_strict: int  # items with n >= 2 and a best label
@@ -32,13 +39,7 @@ class SubsetAggregate:
 
 
 @dataclass(frozen=True)
-class RocInput:
-    model: str
-    method: str
-    k: int | None
-    k_meta: int | None
-    source: str
-    subset: str
+class RocInput(Scoring):
     score: float
     label: int
 
@@ -59,30 +60,18 @@ class MatrixCell:
 
 
 @dataclass(frozen=True)
-class GroupSelection:
+class GroupSelection(Scoring):
     """Best-of-N over single-response items sharing a problem: how often the judge's pick is correct."""
 
-    model: str
-    method: str
-    k: int | None
-    k_meta: int | None
-    source: str
-    subset: str
     n_groups: int
     picked_correct: float  # share of groups where the highest-scored response is correct
     base_rate: float  # share a uniformly random pick would get
 
 
 @dataclass(frozen=True)
-class ItemCredit:
+class ItemCredit(Scoring):
     """One item's outcome under one (model, method, k, k_meta): what the bootstrap resamples."""
 
-    model: str
-    method: str
-    k: int | None
-    k_meta: int | None
-    source: str
-    subset: str
     item_id: str
     cluster: str  # items sharing a prompt are resampled together (RM-Bench's 9 style pairs, RB2's ref/tied)
     credit: float | None
