@@ -19,3 +19,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="load pickle weights (pytorch_model.bin), which can run code: only for a model you trust")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="run the model repository's own Python code: only for a model you trust")

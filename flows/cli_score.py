@@ -62,6 +62,7 @@ def _build_scorer(args: argparse.Namespace, who: str):
     """(backend, reward) from the shared model arguments; None after printing why on a bad argument."""
     from grm.config import GenerationConfig
     from grm.generation import BackendError, make_backend
+    from grm.model_loading import ModelTrust
     from grm.reward import GRMReward, HFMetaScorer
 
     if args.k < 1 or (args.k_meta is not None and not 1 <= args.k_meta <= args.k):
@@ -70,11 +71,12 @@ def _build_scorer(args: argparse.Namespace, who: str):
     try:
         model = _model_path(args.model, args.store, "model")
         meta = _model_path(args.meta_rm, args.store, "meta RM") if args.meta_rm else None
-        backend = make_backend(model, GenerationConfig(device=args.device, max_new_tokens=args.max_new_tokens))
+        trust = ModelTrust(args.allow_pickle, args.trust_remote_code)
+        backend = make_backend(model, GenerationConfig(device=args.device, max_new_tokens=args.max_new_tokens), trust=trust)
     except (FileNotFoundError, BackendError) as e:
         print(f"grm {who}: {e}", file=sys.stderr)
         return None
-    meta_scorer = HFMetaScorer(meta, device=args.device) if meta else None
+    meta_scorer = HFMetaScorer(meta, device=args.device, trust=trust) if meta else None
     reward = GRMReward(backend, k=args.k, k_meta=args.k_meta, meta_scorer=meta_scorer, temperature=args.temperature,
                      max_new_tokens=args.max_new_tokens, seed=args.seed)
     return backend, reward

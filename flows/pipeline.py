@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
 from flows.progress import StageProgress
+from flows.results import StageOutputSerializer, stage_result_options
 from grm.config import Config, load_config
 from storage import Store
 from tasks.base import StageOutput
@@ -26,7 +27,7 @@ def _stage_key(context, parameters) -> str:
     return parameters["prepared"].cache_key
 
 
-@task(cache_key_fn=_stage_key, persist_result=True, result_serializer="pickle")
+@task(cache_key_fn=_stage_key, persist_result=True, result_serializer=StageOutputSerializer())
 def run_stage(prepared: PreparedStage, config: Config, store_root: str, bar: StageProgress | None = None) -> StageOutput:
     logger = get_run_logger()
     name = prepared.spec.name
@@ -66,7 +67,7 @@ def _run(config_path: str, store: str | None, only: list[str] | None, force: lis
             if not cached_outputs_present(st, spec.name, prepared.cache_key):
                 prepared.cache_key += f":rebuild:{run_id}"  # its artifacts were deleted: the cache is stale
             started, elapsed = now(), timer()
-            state = run_stage.with_options(name=spec.name, refresh_cache=spec.name in forced)(
+            state = run_stage.with_options(name=spec.name, refresh_cache=spec.name in forced, **stage_result_options(st))(
                 prepared, cfg, str(st.root), bar, return_state=True
             )
             out: StageOutput = state.result()

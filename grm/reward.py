@@ -23,6 +23,7 @@ from typing import Callable, Mapping, Sequence
 
 from grm import sampling_plan
 from grm.generation.base import Backend, SamplingParams
+from grm.model_loading import ModelTrust, pretrained_kwargs, tokenizer_kwargs
 from grm.prompts import Templates
 from grm.training.examples import metarm_text
 from grm.voting import Vote, default_k_meta, metarm_select, metarm_vote, method_tag, tie_key, vote
@@ -234,13 +235,15 @@ class HFMetaScorer:
     the model's chat template (GRM output as the assistant turn) and, when longer than ``max_length``, cut in
     the middle of its longest response, as in training (grm.training.metarm.fit)."""
 
-    def __init__(self, path: str, *, device: str = "auto", max_length: int = 2048, batch_size: int = 8):
+    def __init__(self, path: str, *, device: str = "auto", max_length: int = 2048, batch_size: int = 8,
+                 trust: ModelTrust = ModelTrust()):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-        self.tok = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1).to(self.device).eval()
+        load = pretrained_kwargs(path, trust)
+        self.tok = AutoTokenizer.from_pretrained(path, **tokenizer_kwargs(trust))
+        self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **load).to(self.device).eval()
         if self.tok.pad_token_id is None:
             self.tok.pad_token = self.tok.eos_token
         self.model.config.pad_token_id = self.tok.pad_token_id

@@ -10,10 +10,13 @@ without an orchestrator.
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
+
+from pydantic import TypeAdapter
 
 from grm.config import Config
 from storage import ArtifactRef, Store
@@ -79,3 +82,25 @@ class StageOutput:
     rows_out: int = 0
     summary_md: str = ""  # shown as a markdown artifact in the Prefect UI
     metrics: dict[str, Any] = field(default_factory=dict)
+
+    # The stage cache holds this as plain JSON (docs/design.md, "Caching"): it is only references and counts, so
+    # loading a cached result builds these two classes and nothing else (no pickle, no class named by the file).
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), default=_json_value, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "StageOutput":
+        """A StageOutput from ``to_json``'s text; a ValueError (pydantic's) for anything else."""
+        return _STAGE_OUTPUT.validate_json(text)
+
+
+def _json_value(value: Any) -> Any:
+    """Metrics may hold numpy scalars or paths: their plain JSON value."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"a stage metric of type {type(value).__name__} cannot be stored as JSON")
+
+
+_STAGE_OUTPUT = TypeAdapter(StageOutput)

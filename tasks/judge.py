@@ -24,6 +24,7 @@ from tasks.stage import MODEL_SECTIONS, TABLE, stage
 def _meta_scores(ctx: StageContext, metarm: ArtifactRef, rows: list[dict], items: dict, tpl) -> int:
     """Fill ``meta_score`` of the parsed samples with the meta RM's logit, and ``meta_truncated`` with whether
     the meta RM's input had to be cut to metarm.max_length; returns how many were cut."""
+    from grm.model_loading import ModelTrust
     from grm.reward import HFMetaScorer
 
     cfg = ctx.config
@@ -31,7 +32,7 @@ def _meta_scores(ctx: StageContext, metarm: ArtifactRef, rows: list[dict], items
     if not parsed:
         return 0
     scorer = HFMetaScorer(metarm.path, device=cfg.generation.device, max_length=cfg.metarm.max_length,
-                          batch_size=cfg.generation.batch_size)
+                          batch_size=cfg.generation.batch_size, trust=ModelTrust.of(cfg.models))
     texts = [metarm_text(items[r["item_id"]], r["permutation"], r["completion"], tpl) for r in parsed]
     scores, cut = scorer.score(texts)
     for r, s, c in zip(parsed, scores, cut):

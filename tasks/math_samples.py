@@ -119,7 +119,8 @@ def summary(rows: Sequence[Mapping], imports: Sequence[ImportResult]) -> tuple[s
 
 
 @stage(group="data", outputs={"math_samples": TABLE},
-       config=("seed", "models.dtype", "models.max_length", "generation", "data.max_chars", "data.math_samples"),
+       config=("seed", "models.dtype", "models.max_length", "models.allow_pickle", "models.trust_remote_code",
+               "generation", "data.max_chars", "data.math_samples"),
        models={"sampler": "data.math_samples.sampler"}, external={"problems": problem_files}, enabled=configured)
 def run(ctx: StageContext, problems: Mapping[str, ArtifactRef], sampler: ArtifactRef) -> StageOutput:
     cfg = ctx.config

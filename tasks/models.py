@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from grm.config import TrainerConfig
+from grm.model_loading import ModelTrust
 from grm.training.launch import run_job
 from storage import ArtifactRef
 
@@ -30,6 +31,7 @@ def run_trainer(ctx: StageContext, trainer: str, model: str, train_cfg: TrainerC
         "train": train_cfg.model_dump(mode="json"),
         "seed": cfg.seed,
         "dtype": cfg.models.dtype,
+        "trust": ModelTrust.of(cfg.models).as_dict(),  # what the child may load (grm.model_loading)
         "params": params,
         "card": {"stage": ctx.stage, "description": description, "data": card_data},
     }

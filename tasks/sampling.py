@@ -28,6 +28,7 @@ from typing import Callable, Mapping, Sequence
 
 from grm.config import GenerationConfig
 from grm.generation import Backend, Request, Result, SamplingParams, make_backend
+from grm.model_loading import ModelTrust
 from grm import sampling_plan
 from grm.sampling_plan import PlannedSample, collect
 from grm.prompts import Templates
@@ -51,10 +52,12 @@ class BackendSpec:
     generation: GenerationConfig
     dtype: str = "auto"
     max_model_len: int | None = None
+    trust: ModelTrust = ModelTrust()  # models.allow_pickle / trust_remote_code
 
     @property
     def key(self) -> str:
-        return json.dumps([self.model_path, self.generation.model_dump(mode="json"), self.dtype, self.max_model_len], sort_keys=True)
+        return json.dumps([self.model_path, self.generation.model_dump(mode="json"), self.dtype, self.max_model_len,
+                           self.trust.as_dict()], sort_keys=True)
 
 
 def backend_spec(cfg, model: ArtifactRef) -> BackendSpec:
@@ -62,7 +65,8 @@ def backend_spec(cfg, model: ArtifactRef) -> BackendSpec:
     configured backend, or a model behind an OpenAI-compatible endpoint (rft.sampler, rl.easy_filter_model)
     with the openai backend pointed at it, whatever generation.backend says."""
     if not isinstance(model, EndpointRef):
-        return BackendSpec(model.path, cfg.generation, dtype=cfg.models.dtype, max_model_len=cfg.models.max_length)
+        return BackendSpec(model.path, cfg.generation, dtype=cfg.models.dtype, max_model_len=cfg.models.max_length,
+                           trust=ModelTrust.of(cfg.models))
     ep, gen = model.endpoint, cfg.generation
     client = gen.openai.model_copy(update={"base_url": ep.base_url, "model": ep.model, "api_key_env": ep.api_key_env, "serve": False})
     return BackendSpec(ep.model, gen.model_copy(update={"backend": "openai", "openai": client}))
@@ -77,7 +81,8 @@ def backend_for(spec: BackendSpec) -> Backend:
     with _BACKENDS_LOCK:
         b = _BACKENDS.get(spec.key)
         if b is None:
-            b = _BACKENDS[spec.key] = make_backend(spec.model_path, spec.generation, dtype=spec.dtype, max_model_len=spec.max_model_len)
+            b = _BACKENDS[spec.key] = make_backend(spec.model_path, spec.generation, dtype=spec.dtype, max_model_len=spec.max_model_len,
+                                                   trust=spec.trust)
         return b
 
 

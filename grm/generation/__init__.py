@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from grm.config import GenerationConfig
 from grm.generation.base import Backend, BackendError, Request, Result, Sample, SamplingParams
+from grm.model_loading import ModelTrust, UnsafeModelError, check_model
 
 __all__ = ["Backend", "BackendError", "Request", "Result", "Sample", "SamplingParams", "make_backend"]
 
 
-def make_backend(model_path: str, gen_cfg: GenerationConfig, *, dtype: str = "auto", max_model_len: int | None = None) -> Backend:
+def make_backend(model_path: str, gen_cfg: GenerationConfig, *, dtype: str = "auto", max_model_len: int | None = None,
+                 trust: ModelTrust = ModelTrust()) -> Backend:
     """The backend named by ``generation.backend`` for the model at ``model_path`` (a local folder, or for
-    ``openai`` the served model's name when ``generation.openai.model`` is not set). ``dtype`` and
-    ``max_model_len`` come from the ``models`` section (``models.dtype``, ``models.max_length``)."""
+    ``openai`` the served model's name when ``generation.openai.model`` is not set). ``dtype``,
+    ``max_model_len`` and ``trust`` come from the ``models`` section (``models.dtype``, ``models.max_length``,
+    ``models.allow_pickle`` / ``trust_remote_code``)."""
+    if gen_cfg.backend != "openai" or gen_cfg.openai.serve:  # a model this machine loads
+        try:
+            check_model(model_path, trust)
+        except UnsafeModelError as e:
+            raise BackendError(str(e)) from None
     if gen_cfg.backend == "hf":
         from grm.generation.hf import HFBackend
 
-        return HFBackend(model_path, device=gen_cfg.device, dtype=dtype, batch_size=gen_cfg.batch_size, max_model_len=max_model_len)
+        return HFBackend(model_path, device=gen_cfg.device, dtype=dtype, batch_size=gen_cfg.batch_size, max_model_len=max_model_len,
+                         trust=trust)
     if gen_cfg.backend in ("openai", "vllm"):
         from grm.generation.server import on_cpu, vllm_dtype
 
@@ -24,9 +33,10 @@ def make_backend(model_path: str, gen_cfg: GenerationConfig, *, dtype: str = "au
     if gen_cfg.backend == "openai":
         from grm.generation.openai_backend import OpenAIBackend
 
-        return OpenAIBackend(model_path, gen_cfg.openai, vllm=gen_cfg.vllm, max_model_len=max_model_len, dtype=vdtype)
+        return OpenAIBackend(model_path, gen_cfg.openai, vllm=gen_cfg.vllm, max_model_len=max_model_len, dtype=vdtype,
+                             trust=trust)
     if gen_cfg.backend == "vllm":
         from grm.generation.vllm_backend import VLLMBackend
 
-        return VLLMBackend(model_path, gen_cfg.vllm, max_model_len=max_model_len, dtype=vdtype)
+        return VLLMBackend(model_path, gen_cfg.vllm, max_model_len=max_model_len, dtype=vdtype, trust=trust)
     raise BackendError(f"generation.backend {gen_cfg.backend!r} is not available in this build")

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 
 from grm.generation.base import SKIPPED_TOO_LONG, Backend, BackendError, Request, Result, Sample, SamplingParams
+from grm.model_loading import ModelTrust, pretrained_kwargs, tokenizer_kwargs
 
 
 def _pick_device(device: str) -> torch.device:
@@ -68,13 +69,15 @@ class HFBackend(Backend):
         dtype: str = "auto",
         batch_size: int = 16,
         max_model_len: int | None = None,
+        trust: ModelTrust = ModelTrust(),
     ):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = _pick_device(device)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-            self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_pick_dtype(dtype, self.device))
+            load = pretrained_kwargs(model_path, trust)
+            self.tokenizer = AutoTokenizer.from_pretrained(model_path, **tokenizer_kwargs(trust))
+            self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_pick_dtype(dtype, self.device), **load)
         except (OSError, ValueError) as e:
             raise BackendError(f"cannot load model {model_path!r} for the hf backend: {e}") from e
         self.model.to(self.device).eval()

@@ -24,6 +24,7 @@ import httpx
 from grm.config import OpenAIConfig, VLLMConfig
 from grm.generation.base import SKIPPED_TOO_LONG, Backend, BackendError, Request, Result, Sample, SamplingParams
 from grm.generation.server import ManagedServer
+from grm.model_loading import ModelTrust
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 # vLLM: "maximum context length is 2048 tokens. However, your prompt contains 2110 input tokens" (older
@@ -39,7 +40,7 @@ class OpenAIBackend(Backend):
     name = "openai"
 
     def __init__(self, model: str, cfg: OpenAIConfig, *, vllm: VLLMConfig | None = None, max_model_len: int | None = None,
-                 dtype: str | None = None):
+                 dtype: str | None = None, trust: ModelTrust = ModelTrust()):
         self.cfg = cfg
         self.server: ManagedServer | None = None
         key = None
@@ -50,7 +51,7 @@ class OpenAIBackend(Backend):
                                    f"(the key of {cfg.base_url or 'the served model'})")
         if cfg.serve:
             self.server = ManagedServer.vllm_serve(model, vllm or VLLMConfig(), cfg.serve_args, max_model_len=max_model_len,
-                                                   dtype=dtype)
+                                                   dtype=dtype, trust=trust)
             base_url = self.server.base_url
         elif cfg.base_url:
             base_url = cfg.base_url.rstrip("/")

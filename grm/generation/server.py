@@ -16,6 +16,7 @@ import httpx
 
 from grm.config import VLLMConfig
 from grm.generation.base import BackendError
+from grm.model_loading import ModelTrust, vllm_load_args
 
 
 def free_port() -> int:
@@ -83,9 +84,11 @@ def vllm_dtype(cfg: VLLMConfig, models_dtype: str = "auto", *, cpu: bool, flags:
     return chosen
 
 
-def vllm_engine_args(cfg: VLLMConfig, max_model_len: int | None, dtype: str | None = None) -> dict:
+def vllm_engine_args(cfg: VLLMConfig, max_model_len: int | None, dtype: str | None = None,
+                     trust: ModelTrust = ModelTrust()) -> dict:
     """``vllm.LLM`` / ``vllm serve`` engine arguments from the config (one source for both); ``dtype`` as
-    ``vllm_dtype`` chose it (None: choose from ``cfg`` alone, on this machine's device)."""
+    ``vllm_dtype`` chose it (None: choose from ``cfg`` alone, on this machine's device); ``trust``: safetensors
+    weights only and no repository code unless the config allows them."""
     args: dict = {
         "dtype": dtype or vllm_dtype(cfg, cpu=on_cpu("auto")),
         "tensor_parallel_size": cfg.tensor_parallel_size,
@@ -94,6 +97,7 @@ def vllm_engine_args(cfg: VLLMConfig, max_model_len: int | None, dtype: str | No
     }
     if cfg.max_model_len or max_model_len:
         args["max_model_len"] = cfg.max_model_len or max_model_len
+    args.update(vllm_load_args(trust))
     args.update(cfg.extra_args)
     return args
 
@@ -111,10 +115,10 @@ class ManagedServer:
 
     @classmethod
     def vllm_serve(cls, model: str, cfg: VLLMConfig, extra: Sequence[str], *, max_model_len: int | None = None,
-                   dtype: str | None = None) -> "ManagedServer":
+                   dtype: str | None = None, trust: ModelTrust = ModelTrust()) -> "ManagedServer":
         port = free_port()
         cmd = [vllm_python(cfg), "-m", "grm.generation.vllm_cli", "serve", model, "--host", "127.0.0.1", "--port", str(port)]
-        for k, v in vllm_engine_args(cfg, max_model_len, dtype).items():
+        for k, v in vllm_engine_args(cfg, max_model_len, dtype, trust).items():
             flag = "--" + k.replace("_", "-")
             if isinstance(v, bool):
                 cmd.append(flag if v else "--no-" + flag[2:])

@@ -23,6 +23,7 @@ from typing import Sequence
 from grm.config import VLLMConfig
 from grm.generation.base import Backend, BackendError, Request, Result, Sample, SamplingParams
 from grm.generation.server import _child_env, tail, vllm_engine_args, vllm_python
+from grm.model_loading import ModelTrust
 
 WORKER_MODULE = "grm.generation.vllm_worker"  # run as a script by the vLLM environment's python
 WORKER = Path(__file__).with_name(WORKER_MODULE.rpartition(".")[2] + ".py")
@@ -32,9 +33,9 @@ class VLLMBackend(Backend):
     name = "vllm"
 
     def __init__(self, model_path: str, cfg: VLLMConfig, *, max_model_len: int | None = None, startup_s: float = 900,
-                 dtype: str | None = None):
+                 dtype: str | None = None, trust: ModelTrust = ModelTrust()):
         py = vllm_python(cfg)
-        config = {"model": str(model_path), "engine_args": vllm_engine_args(cfg, max_model_len, dtype)}
+        config = {"model": str(model_path), "engine_args": vllm_engine_args(cfg, max_model_len, dtype, trust)}
         req_r, req_w = os.pipe()
         rep_r, rep_w = os.pipe()
         fd, log = tempfile.mkstemp(prefix="grm-vllm-worker-", suffix=".log")

@@ -239,7 +239,7 @@ def _check_reload(folder: Path, tokenizer, examples: Sequence[Example]) -> None:
     """The saved folder must tokenize as training did: AutoTokenizer may rebuild a model type's own pipeline."""
     from transformers import AutoTokenizer
 
-    loaded = AutoTokenizer.from_pretrained(folder)
+    loaded = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)  # our own folder: the library's code only
     texts = [e.judgment for e in examples]
     if loaded(texts, add_special_tokens=False)["input_ids"] != tokenizer(texts, add_special_tokens=False)["input_ids"]:
         raise RuntimeError(f"AutoTokenizer.from_pretrained({folder}) does not reproduce the trained tokenizer's ids")

@@ -21,7 +21,8 @@ from pathlib import Path
 from grm import rules
 from grm.parsing import BINARY, GRADED, parse_scores
 from grm.training.jobs import checkpoint_step, child_main, common_arguments, is_main_process, job_paths, last_checkpoint, read_data, torch_dtype, write_model_card
-from grm.training.tokenizers import load_tokenizer
+from grm.model_loading import pretrained_kwargs
+from grm.training.tokenizers import job_trust, load_tokenizer
 
 RL_LOG = "rl_log.jsonl"
 COMPLETIONS = "completions.jsonl"
@@ -156,8 +157,9 @@ def build_trainer(job: dict, log_dir: Path | None = None):
     g = job["params"]["group_size"]
     if job["train"]["batch_size"] % g:
         raise ValueError(f"rl batch_size {job['train']['batch_size']} (completions per step) is not a multiple of group_size {g}")
-    tok = load_tokenizer(job["model"])
-    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch_dtype(job.get("dtype", "auto"), args["bf16"]))
+    tok = load_tokenizer(job["model"], job_trust(job))
+    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch_dtype(job.get("dtype", "auto"), args["bf16"]),
+                                                 **pretrained_kwargs(job["model"], job_trust(job)))
     config = grpo_config(job, args)
     columns = ("prompt", "item_id", "n_responses", "best_shown", "label", "binary")
     rows = [{k: r[k] for k in columns} for r in read_data(job["job_dir"])]

@@ -18,7 +18,8 @@ import math
 from grm.metrics import roc_auc
 from grm.prompts import cap_responses, metarm_turns
 from grm.training.jobs import checkpoint_step, child_main, common_arguments, job_paths, last_checkpoint, read_data, torch_dtype, write_model_card
-from grm.training.tokenizers import load_tokenizer
+from grm.model_loading import ModelTrust, pretrained_kwargs
+from grm.training.tokenizers import job_trust, load_tokenizer
 
 
 def bce_loss(outputs, labels, num_items_in_batch=None):
@@ -67,10 +68,10 @@ def encode(tok, texts, max_length: int) -> tuple[dict, list[bool]]:
     return {"input_ids": ids, "attention_mask": [[1] * len(i) for i in ids]}, [cut for _, cut in fitted]
 
 
-def load_classifier(path: str, tok, dtype):
+def load_classifier(path: str, tok, dtype, trust: ModelTrust = ModelTrust()):
     from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype, **pretrained_kwargs(path, trust))
     model.config.pad_token_id = tok.pad_token_id  # the head pools the last non-pad token
     return model
 
@@ -105,9 +106,9 @@ def build_trainer(job: dict):
 
     args.pop("activation_checkpointing", None)  # plain Trainer: off by default
     p = job.get("params", {})
-    tok = load_tokenizer(job["model"])
+    tok = load_tokenizer(job["model"], job_trust(job))
     set_seed(job["seed"])  # the new score head is drawn at load time, before Trainer seeds anything
-    model = load_classifier(job["model"], tok, torch_dtype(job.get("dtype", "auto"), args["bf16"]))
+    model = load_classifier(job["model"], tok, torch_dtype(job.get("dtype", "auto"), args["bf16"]), job_trust(job))
     rows = read_data(job["job_dir"])
     train_rows = [r for r in rows if r["split"] == "train"]
     held = [r for r in rows if r["split"] == "heldout"]

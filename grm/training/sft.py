@@ -10,7 +10,8 @@ needed), and general instruction data mixes in as the same kind of pairs.
 from __future__ import annotations
 
 from grm.training.jobs import checkpoint_step, child_main, common_arguments, job_paths, last_checkpoint, read_data, torch_dtype, write_model_card
-from grm.training.tokenizers import load_tokenizer
+from grm.model_loading import pretrained_kwargs
+from grm.training.tokenizers import job_trust, load_tokenizer
 
 
 def build_trainer(job: dict):
@@ -20,8 +21,9 @@ def build_trainer(job: dict):
     from trl import SFTConfig, SFTTrainer
 
     params = job.get("params", {})
-    tok = load_tokenizer(job["model"])
-    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch_dtype(job.get("dtype", "auto"), args["bf16"]))
+    tok = load_tokenizer(job["model"], job_trust(job))
+    model = AutoModelForCausalLM.from_pretrained(job["model"], dtype=torch_dtype(job.get("dtype", "auto"), args["bf16"]),
+                                                 **pretrained_kwargs(job["model"], job_trust(job)))
     rows = [{"prompt": r["prompt"], "completion": r["completion"]} for r in read_data(job["job_dir"])]
     config = SFTConfig(
         **args,
