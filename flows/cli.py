@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flows import cli_data, cli_eval, cli_run, cli_score, cli_sql
+from flows import cli_data, cli_eval, cli_run, cli_score, cli_sql, cli_store
 
 # each registers its subcommands, with set_defaults(func=...), in this order (the order of `grm --help`)
-COMMAND_MODULES = (cli_sql, cli_run, cli_data, cli_eval, cli_score)
+COMMAND_MODULES = (cli_sql, cli_run, cli_data, cli_eval, cli_score, cli_store)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,24 @@ def add_store(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", metavar="DIR", help="artifact store (default: $GRM_STORE or ./store)")
 
 
+STORE_BUSY_EXIT = 75  # EX_TEMPFAIL: another writer holds the store; try again later
+
+
+def add_lock_wait(p: argparse.ArgumentParser) -> None:
+    """Commands that write the store hold its lock; this says how long to wait for another writer."""
+    p.add_argument("--wait", type=float, default=600.0, metavar="SECONDS",
+                   help="when another command is writing the store, wait this long for it, then fail naming it "
+                   f"(exit {STORE_BUSY_EXIT}; default 600, 0: fail at once)")
+
+
+def store_command() -> str:
+    """This command line, as the store's lock records it for a "store busy" message."""
+    import shlex
+    import sys
+
+    return "grm " + shlex.join(sys.argv[1:])
+
+
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """The GRM (and optional meta RM) to score with, and how to sample it: `grm score` and `grm serve`."""
     p.add_argument("--model", required=True, metavar="DIR", help="GRM folder, or a store model name (grm, rft, base)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flows.cli_args import add_store
+from flows.cli_args import STORE_BUSY_EXIT, add_lock_wait, add_store, store_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +29,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--split", choices=["train", "eval"], help="default: the format's usual split")
     imp.add_argument("--name", help="source name recorded on every item (default: the format name)")
     add_store(imp)
+    add_lock_wait(imp)
     imp.add_argument("--max-chars", type=int, help="rows longer than this are quarantined (default: data.max_chars's)")
     imp.add_argument("--hf-split", help="split to load when a PATH is a Hugging Face dataset id")
     imp.add_argument("paths", nargs="+", metavar="PATH")
     imp.set_defaults(func=_import)
+
+
+def _register(store, args: argparse.Namespace, name: str, split: str, stats: dict) -> list[dict]:
+    """Add the import to the store's `imports` table (a new artifact); the rows registered after it."""
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    old = store.table("imports")
+    rows = store.read_rows(old) if old else []
+    paths = [str(Path(p).resolve()) if Path(p).exists() else p for p in args.paths]  # an HF id stays as given
+    mine = next((r for r in rows if r["name"] == name), None)
+    if mine is None:
+        rows.append({"name": name, "format": args.format, "split": split, "paths": paths, "hf_split": args.hf_split,
+                     "max_chars": args.max_chars, "registered_at": datetime.now(timezone.utc).isoformat()})
+    elif (mine["format"], mine["split"]) != (args.format, split):
+        raise ValueError(f"source {name!r} is registered as {mine['format']} ({mine['split']}); import "
+                         f"{args.format} ({split}) under another --name")
+    else:
+        mine["paths"] = list(dict.fromkeys([*mine["paths"], *paths]))
+    store.write_table("imports", rows, input_hashes={"imports": old.content_hash} if old else {},
+                      extra={"command": "grm data import", "source": name, "import": stats})
+    return rows
 
 
 def _formats(args: argparse.Namespace) -> int:
@@ -45,13 +68,10 @@ def _formats(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from datetime import datetime, timezone
-    from pathlib import Path
-
     from grm.config import DataConfig
     from grm.formats.importer import import_source
     from grm.formats.readers import SourceReadError
-    from storage import Store
+    from storage import Store, StoreBusy, StoreError
 
     name = args.name or args.format
     max_chars = args.max_chars or DataConfig.model_fields["max_chars"].default
@@ -63,21 +83,17 @@ def _import(args: argparse.Namespace) -> int:
         return 2
     s = result.stats
     store = Store.resolve(args.store)
-    old = store.table("imports")
-    rows = store.read_rows(old) if old else []
-    paths = [str(Path(p).resolve()) if Path(p).exists() else p for p in args.paths]  # an HF id stays as given
-    mine = next((r for r in rows if r["name"] == name), None)
-    if mine is None:
-        rows.append({"name": name, "format": args.format, "split": s.split, "paths": paths, "hf_split": args.hf_split,
-                     "max_chars": args.max_chars, "registered_at": datetime.now(timezone.utc).isoformat()})
-    elif (mine["format"], mine["split"]) != (args.format, s.split):
-        print(f"grm data import: source {name!r} is registered as {mine['format']} ({mine['split']}); import "
-              f"{args.format} ({s.split}) under another --name", file=sys.stderr)
+    # The files were read above without the lock; registering them reads and rewrites `imports`: one writer at a time.
+    try:
+        with store.lock(store_command(), wait_s=args.wait,
+                        on_wait=lambda m: print(f"grm data import: {m}", file=sys.stderr)):
+            rows = _register(store, args, name, s.split, s.as_dict())
+    except StoreBusy as e:
+        print(f"grm data import: {e}", file=sys.stderr)
+        return STORE_BUSY_EXIT
+    except (StoreError, ValueError) as e:  # a read-only or full store, a corrupt `imports`, a name taken
+        print(f"grm data import: {e}", file=sys.stderr)
         return 2
-    else:
-        mine["paths"] = list(dict.fromkeys([*mine["paths"], *paths]))
-    store.write_table("imports", rows, input_hashes={"imports": old.content_hash} if old else {},
-                      extra={"command": "grm data import", "source": name, "import": s.as_dict()})
 
     print(f"source {name} ({args.format}, {s.split}) registered in {store.root}")
     print(f"read         {s.read}")

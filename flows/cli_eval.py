@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from flows.cli_args import add_store
+from flows.cli_args import STORE_BUSY_EXIT, add_lock_wait, add_store, store_command
 
 STAGES = ["curate", "judge", "evaluate"]
 OPENAI = "openai:"
@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-subset", type=int, metavar="N", help="judge at most N items per (benchmark, subset): a quick look")
     p.add_argument("--seed", type=int, default=0)
     add_store(p)
+    add_lock_wait(p)
     p.set_defaults(func=_eval)
 
 
@@ -94,13 +95,8 @@ def eval_config(args: argparse.Namespace) -> dict:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import tempfile
-
-    import yaml
-
-    from flows.cli_run import prefect_environment
     from grm.config import ConfigError, parse_config
-    from storage import Store
+    from storage import Store, StoreBusy, StoreError
 
     try:
         data = eval_config(args)
@@ -109,8 +105,27 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"grm eval: {e}", file=sys.stderr)
         return 2
     store = Store.resolve(args.store)
+    try:
+        with store.lock(store_command(), wait_s=args.wait, on_wait=lambda m: print(f"grm eval: {m}", file=sys.stderr)):
+            return _eval_locked(args, data, store)
+    except StoreBusy as e:
+        print(f"grm eval: {e}", file=sys.stderr)
+        return STORE_BUSY_EXIT
+    except StoreError as e:  # a read-only store, a corrupt artifact (named)
+        print(f"grm eval: {e}", file=sys.stderr)
+        return 2
+
+
+def _eval_locked(args: argparse.Namespace, data: dict, store) -> int:
+    import tempfile
+
+    import yaml
+
+    from flows.cli_run import prefect_environment
+
     prefect_environment(store.root)
     from flows.pipeline import spct_pipeline
+    from storage import StoreError
     from tasks.runner import MissingInput
 
     with tempfile.TemporaryDirectory(prefix="grm-eval-") as tmp:
@@ -118,7 +133,7 @@ def _eval(args: argparse.Namespace) -> int:
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         try:
             summary = spct_pipeline(config=str(path), store=str(store.root), only=STAGES)
-        except MissingInput as e:
+        except (MissingInput, StoreError) as e:
             print(f"grm eval: {e}", file=sys.stderr)
             return 2
         except Exception as e:  # Prefect logged the traceback; finished shards are kept

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from flows.cli_args import add_store
+from flows.cli_args import STORE_BUSY_EXIT, add_lock_wait, add_store, store_command
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", default="configs/tiny.yaml", metavar="FILE")
     add_store(p)
+    add_lock_wait(p)
     p.add_argument("--only", action="append", metavar="STAGE",
                    help="run only this stage, or group of stages: data, train, metarm, evaluation (repeatable)")
     p.add_argument("--force", action="append", metavar="STAGE", help="rerun this stage (or group) even if cached (repeatable)")
@@ -42,7 +43,7 @@ def prefect_environment(store_root: Path) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from grm.config import ConfigError, load_config
-    from storage import Store
+    from storage import Store, StoreBusy, StoreError
 
     try:
         load_config(args.config, args.overrides)  # fail on a broken config before Prefect starts
@@ -50,6 +51,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"grm run: {e}", file=sys.stderr)
         return 2
     store = Store.resolve(args.store)
+    try:
+        with store.lock(store_command(), wait_s=args.wait, on_wait=lambda m: print(f"grm run: {m}", file=sys.stderr)):
+            return _run_locked(args, store)
+    except StoreBusy as e:
+        print(f"grm run: {e}", file=sys.stderr)
+        return STORE_BUSY_EXIT
+    except StoreError as e:  # a read-only store: one line
+        print(f"grm run: {e}", file=sys.stderr)
+        return 2
+
+
+def _run_locked(args: argparse.Namespace, store) -> int:
+    from storage import StoreError
+
     prefect_environment(store.root)
     from flows.pipeline import spct_pipeline
     from tasks.runner import MissingInput
@@ -63,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         summary = spct_pipeline(config=args.config, store=str(store.root), only=args.only, force=args.force,
                                 overrides=args.overrides)
-    except MissingInput as e:
+    except (MissingInput, StoreError) as e:  # an input not there, or corrupt (named), or a write refused
         print(f"grm run: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # a stage failed: Prefect has logged its traceback above; end with one clear line

@@ -19,7 +19,8 @@ from flows.results import StageOutputSerializer, stage_result_options
 from grm.config import Config, load_config
 from storage import Store
 from tasks.base import StageOutput
-from tasks.runner import PreparedStage, RunRecord, cached_outputs_present, execute, now, prepare, record_runs, timer
+from tasks.runner import (PreparedStage, RunRecord, cached_outputs_present, execute, in_store, now, prepare, record_runs,
+                          timer)
 from flows.shard_map import map_jobs
 from tasks.stages import enabled_stages, graph, select
 
@@ -64,13 +65,13 @@ def _run(config_path: str, store: str | None, only: list[str] | None, force: lis
     try:
         for spec in specs:
             prepared = prepare(spec, cfg, st, produced)
-            if not cached_outputs_present(st, spec.name, prepared.cache_key):
-                prepared.cache_key += f":rebuild:{run_id}"  # its artifacts were deleted: the cache is stale
+            # rerun (and overwrite the cached result) when forced, or when this store has no intact output of the key
+            rerun = spec.name in forced or not cached_outputs_present(st, spec.name, prepared.cache_key, logger)
             started, elapsed = now(), timer()
-            state = run_stage.with_options(name=spec.name, refresh_cache=spec.name in forced, **stage_result_options(st))(
+            state = run_stage.with_options(name=spec.name, refresh_cache=rerun, **stage_result_options(st))(
                 prepared, cfg, str(st.root), bar, return_state=True
             )
-            out: StageOutput = state.result()
+            out: StageOutput = in_store(state.result(), st)  # a moved store: its own copies of the artifacts
             states[spec.name] = state.name
             produced.update(out.artifacts)
             records.append(
@@ -87,7 +88,11 @@ def _run(config_path: str, store: str | None, only: list[str] | None, force: lis
 
 @flow(name="spct-pipeline", log_prints=True)
 def spct_pipeline(config: str = "configs/tiny.yaml", store: str | None = None, only: list[str] | None = None,
-                  force: list[str] | None = None, overrides: list[str] | None = None) -> dict:
+                  force: list[str] | None = None, overrides: list[str] | None = None,
+                  lock_wait_s: float = 600.0) -> dict:
     """The DAG: (math_samples) -> curate -> (bootstrap) -> rft_sample -> rft_train -> rl -> metarm_data ->
-    metarm_train -> judge -> evaluate. ``only``: stages or groups (data, train, metarm, evaluation) to run, on the store's artifacts."""
-    return _run(config, store, only, force, overrides)
+    metarm_train -> judge -> evaluate. ``only``: stages or groups (data, train, metarm, evaluation) to run, on the store's artifacts.
+    The run holds the store's lock, waiting up to ``lock_wait_s`` for another writer (a scheduled run overlapping
+    a manual one) before it fails naming that writer."""
+    with Store.resolve(store).lock(f"flow spct-pipeline only={only or 'all'}", wait_s=lock_wait_s, on_wait=print):
+        return _run(config, store, only, force, overrides)

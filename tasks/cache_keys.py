@@ -106,9 +106,9 @@ def stage_key(
     sections: Iterable[str],
     inputs: Mapping[str, ArtifactRef],
     code: str,
-    store_root: str,
 ) -> tuple[str, str]:
-    """(cache key, config hash) of one stage run."""
+    """(cache key, config hash) of one stage run: content only, never where the store is, so a moved or copied
+    store keeps its cache (each store keeps its own results, so two stores never share one by mistake)."""
     config_hash = hashlib.sha256(json.dumps(config_values(config, sections), sort_keys=True).encode()).hexdigest()
     payload = {
         "stage": stage,
@@ -116,7 +116,6 @@ def stage_key(
         "inputs": {k: v.content_hash for k, v in sorted(inputs.items())},
         "code": code,
         "libraries": library_versions(),
-        "store": store_root,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest(), config_hash
 

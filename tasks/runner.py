@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from grm.config import Config, EndpointConfig
-from storage import ArtifactRef, Store
+from storage import ArtifactRef, Store, StoreError
 from tasks.base import MapJobs, StageContext, StageOutput, map_serially, stage_work_dir
 from tasks.cache_keys import code_version, endpoint_model, external_data, external_model, stage_key
 from tasks.config_view import ConfigView
@@ -126,7 +126,7 @@ class PreparedStage:
 def prepare(spec: Stage, cfg: Config, store: Store, produced: Mapping[str, ArtifactRef]) -> PreparedStage:
     inputs = resolve_inputs(spec, cfg, store, produced)
     code = code_version(spec.module)
-    key, config_hash = stage_key(spec.name, cfg, spec.config, input_refs(inputs), code, str(store.root))
+    key, config_hash = stage_key(spec.name, cfg, spec.config, input_refs(inputs), code)
     return PreparedStage(spec, inputs, key, config_hash, code)
 
 
@@ -134,13 +134,30 @@ def _index_path(store: Store, stage: str, key: str) -> Path:
     return store.work_dir("_cache", stage) / f"{key}.json"
 
 
-def cached_outputs_present(store: Store, stage: str, key: str) -> bool:
-    """False when a previous run with this key published artifacts that are gone since (then rerun)."""
-    p = _index_path(store, stage, key)
-    if not p.is_file():
-        return True  # nothing recorded: let the orchestrator's cache decide
-    paths = json.loads(p.read_text())["paths"]
-    return all(Path(x).exists() for x in paths)
+def cached_outputs_present(store: Store, stage: str, key: str, logger: logging.Logger | None = None) -> bool:
+    """Whether a cached result of this key may be used on this store: a run of it completed on this store (its
+    index, kept in the store, moves with it) and every artifact it published is here and intact. False (then
+    the stage reruns) when nothing is recorded, so a cache shared by mistake with another store is never used,
+    and when an artifact was deleted or is corrupt (the reason is logged)."""
+    try:
+        index = json.loads(_index_path(store, stage, key).read_text())
+        locations = index["artifacts"] if "artifacts" in index else index["paths"]  # "paths": older, absolute
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    for location in locations:
+        try:
+            store.artifact(location)
+        except StoreError as e:
+            (logger or logging.getLogger("grm.runner")).warning("stage %s: rebuilding, its cached output is bad: %s",
+                                                                stage, e)
+            return False
+    return True
+
+
+def in_store(out: StageOutput, store: Store) -> StageOutput:
+    """A (cached) stage output whose references point into ``store``: one recorded before the store was moved
+    or copied names the same artifacts at their old place."""
+    return replace(out, artifacts={k: store.rebase(v) for k, v in out.artifacts.items()})
 
 
 def execute(
@@ -170,7 +187,7 @@ def execute(
     if missing:
         raise RuntimeError(f"stage '{spec.name}' did not publish {missing}")
     _index_path(store, prepared.spec.name, prepared.cache_key).write_text(
-        json.dumps({"paths": [r.path for r in out.artifacts.values()]})
+        json.dumps({"artifacts": [store.location(r) for r in out.artifacts.values()]})  # relative: the store may move
     )
     return out
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,33 @@ def test_identical_rerun_is_all_cached(pipeline):
     assert again == {s: "Cached" for s in STAGES}
     runs = Store(store_dir).read_rows(Store(store_dir).table("runs"))
     assert [r["cache_hit"] for r in runs[-len(STAGES):]] == [True] * len(STAGES)
+
+
+def test_a_moved_store_keeps_its_cache(pipeline, tmp_path):
+    """Cache keys hold content, not the store's folder: a store copied elsewhere, then moved again (the folder it
+    was copied to is gone), reruns nothing, and a cached stage hands the next one its artifacts in the new folder
+    (a forced evaluate reads the judgments of the Cached judge there)."""
+    store_dir, home, _ = pipeline
+    copied, moved = tmp_path / "copied", tmp_path / "moved"
+    shutil.copytree(store_dir, copied, symlinks=True)
+    copied.rename(moved)
+    assert states(grm_run(moved, home)) == {s: "Cached" for s in STAGES}
+    got = states(grm_run(moved, home, "--only", "judge", "--only", "evaluate", "--force", "evaluate"))
+    assert got == {"judge": "Cached", "evaluate": "Completed"}
+    store = Store(moved)
+    judgments = store.table("judgments")
+    assert judgments.path.startswith(str(moved))
+    assert store.manifest(store.table("results"))["input_hashes"]["judgments"] == judgments.content_hash
+
+
+def test_another_store_never_uses_this_stores_cache(pipeline, tmp_path):
+    """Each store keeps its own results and records which keys completed on it: an empty store with the same
+    config, even holding a copy of the first store's Prefect results, runs its stages."""
+    store_dir, home, _ = pipeline
+    other = tmp_path / "other"
+    shutil.copytree(store_dir / ".prefect", other / ".prefect")
+    assert states(grm_run(other, home, "--only", "curate")) == {"curate": "Completed"}
+    assert Store(other).table("items").path.startswith(str(other))
 
 
 def test_evaluate_setting_reruns_only_evaluate(pipeline):
