@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -41,6 +42,12 @@ def prefect_environment(store_root: Path) -> None:
         Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)  # its SQLite database lives there
 
 
+def _interrupt(signum, frame) -> None:
+    """SIGTERM (a scheduler or `kill` stopping the run) unwinds like Ctrl-C: trainers, engines and Prefect's
+    temporary server are stopped and the store lock released, where the default would leave them running."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def _run(args: argparse.Namespace) -> int:
     from grm.config import ConfigError, load_config
     from storage import Store, StoreBusy, StoreError
@@ -51,9 +58,13 @@ def _run(args: argparse.Namespace) -> int:
         print(f"grm run: {e}", file=sys.stderr)
         return 2
     store = Store.resolve(args.store)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         with store.lock(store_command(), wait_s=args.wait, on_wait=lambda m: print(f"grm run: {m}", file=sys.stderr)):
             return _run_locked(args, store)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the stage stopped its children, Prefect its temporary server
+        print("\ngrm run: interrupted (finished stages, shards and checkpoints are kept; rerun to resume)", file=sys.stderr)
+        return 130
     except StoreBusy as e:
         print(f"grm run: {e}", file=sys.stderr)
         return STORE_BUSY_EXIT

@@ -35,6 +35,18 @@ def _runner(cfg: TaskRunnerConfig):
     return RayTaskRunner(address=cfg.address, init_kwargs=init)
 
 
+def _start_api() -> None:
+    """Outside a flow run, connect to Prefect's API (starting its temporary server when none is configured) in
+    this thread: worker threads that each find it not started race to start it, and one of two servers is
+    left running, untracked, after the process exits."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+        from prefect.client.orchestration import get_client
+
+        get_client(sync_client=True)
+
+
 def map_jobs(
     fn: Callable[..., Any], jobs: Sequence[tuple], cfg: TaskRunnerConfig, *, name: str = "shard"
 ) -> Iterator[tuple[int, Any, BaseException | None]]:
@@ -42,6 +54,7 @@ def map_jobs(
     order the jobs finish. A failing job does not stop the others."""
     if not jobs:
         return
+    _start_api()
     with ExitStack() as stack:
         runner = stack.enter_context(_runner(cfg))
         if cfg.kind == "ray":

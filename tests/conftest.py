@@ -14,6 +14,8 @@ import pytest
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# On a loaded machine Prefect's temporary server can take longer than its default 20 s to start (`grm run` waits 90)
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 def shared_data_dir() -> Path | None:
@@ -93,3 +95,35 @@ def build_tiny_chat_lm(folder, *, seed: int = 0, hidden: int = 128, layers: int 
 def tiny_model_dir(tmp_path_factory):
     """A folder with a tiny random chat model and its tokenizer (ChatML with generation markers)."""
     return build_tiny_chat_lm(tmp_path_factory.mktemp("tiny_model"))
+
+
+# ---- processes the suite leaves behind (tests/leftover_processes.py) --------------------------------
+def pytest_sessionstart(session):
+    from tests.leftover_processes import start_session
+
+    session.config.grm_session = start_session()  # (tag inherited by every child, start time)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when a process the suite started is still alive once it has ended (a server or trainer that
+    a test, or the code under test, failed to stop); the leftovers are listed, then killed."""
+    from tests.leftover_processes import describe, kill, session_processes, stop_in_process_services, wait_gone
+
+    tag, since = getattr(session.config, "grm_session", (None, 0.0))
+    if tag is None:
+        return
+    stop_in_process_services()  # stopped at interpreter exit anyway: not leaks
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    basetemp = getattr(factory, "_basetemp", None)
+    alive = wait_gone(session_processes(tag, since, (str(basetemp),) if basetemp else ()), timeout=15)
+    if not alive:
+        return
+    leftovers = describe(alive)
+    kill(alive)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        reporter.write_sep("=", f"{len(leftovers)} process(es) the tests started were still running (now killed)", red=True)
+        for p in leftovers:
+            reporter.write_line(str(p))
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -59,9 +59,9 @@ def test_k_samples_per_item_with_permutations_and_reproducible(reference, model_
 def test_sigkill_half_way_then_rerun_resumes_without_resampling(reference, model_dir, tmp_path):
     _, ref_rows = reference
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # its own process group: the kill takes its children too (Prefect's temporary server)
         [sys.executable, str(HERE / "sampling_job.py"), str(tmp_path), model_dir, "threads"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     log = shard_dir(tmp_path) / "shards.jsonl"
     deadline = time.time() + 240
@@ -70,7 +70,7 @@ def test_sigkill_half_way_then_rerun_resumes_without_resampling(reference, model
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the sampling run ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # as a crash of the machine: the job and everything it started
     proc.wait()
     done_before = {json.loads(l)["shard"] for l in log.read_text().splitlines()}
     assert 2 <= len(done_before) < 8

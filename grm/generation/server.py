@@ -4,6 +4,7 @@ watched, and stopped. Its output goes to a log file whose tail is quoted when it
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -150,7 +151,10 @@ class ManagedServer:
 
 
 def stop_process(proc: subprocess.Popen, timeout: float) -> None:
-    """Terminate a child server, and kill it if it has not exited within ``timeout`` seconds."""
+    """Terminate a child server, and kill it if it has not exited within ``timeout`` seconds. A child started in
+    its own session (``start_new_session``) is stopped with its whole process group: the processes it started
+    (vLLM's engine) go too."""
+    group = _own_group(proc)
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -158,6 +162,18 @@ def stop_process(proc: subprocess.Popen, timeout: float) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    if group:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group outlived its leader
+        except ProcessLookupError:
+            pass
+
+
+def _own_group(proc: subprocess.Popen) -> bool:
+    try:
+        return os.getpgid(proc.pid) == proc.pid
+    except ProcessLookupError:
+        return False
 
 
 def _child_env() -> dict:

@@ -96,12 +96,13 @@ def run_job(
     child_env.setdefault("TOKENIZERS_PARALLELISM", "false")
     cmd = command(trainer, job_dir, accelerate_config, python or sys.executable)
     with open(job_dir / STDOUT_FILE, "ab") as out, open(job_dir / STDERR_FILE, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=child_env, cwd=str(_PROJECT_ROOT))
+        # its own process group, so that an interrupt stops every process of the job (accelerate's workers too)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=child_env, cwd=str(_PROJECT_ROOT), start_new_session=True)
         (job_dir / PID_FILE).write_text(str(proc.pid))
         try:
             rc = proc.wait()
         except BaseException:
-            proc.kill()  # the stage was interrupted: do not leave an orphan trainer behind
+            os.killpg(proc.pid, signal.SIGKILL)  # the stage was interrupted: do not leave an orphan trainer behind
             proc.wait()
             raise
         finally:
