@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flows import cli_data, cli_eval, cli_run, cli_score, cli_sql, cli_store
+from flows import cli_data, cli_eval, cli_models, cli_run, cli_score, cli_sql, cli_store
 
 # each registers its subcommands, with set_defaults(func=...), in this order (the order of `grm --help`)
-COMMAND_MODULES = (cli_sql, cli_run, cli_data, cli_eval, cli_score, cli_store)
+COMMAND_MODULES = (cli_sql, cli_run, cli_data, cli_eval, cli_score, cli_store, cli_models)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -153,6 +153,22 @@ class ModelsConfig(Strict):
     trust_remote_code: bool = False
 
 
+class ImportModelConfig(Strict):
+    """A model to bring into the store before any stage uses it (stage import_model, grm.models_import): a GGUF
+    file or a Hugging Face model folder, published as ``models/<name>``; the config then names it, e.g. in
+    models.base. Skipped when the store already holds that file under that name."""
+
+    name: str
+    path: str  # a file or folder, or package:<module>/<file>: a file shipped inside an installed Python package
+
+    @field_validator("name")
+    @classmethod
+    def _store_name(cls, v: str) -> str:
+        from grm.models_import import check_name
+
+        return check_name(v)
+
+
 class VLLMConfig(Strict):
     python: str = ".venv-vllm/bin/python"  # the interpreter of the environment that has vllm
     gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
@@ -364,6 +380,7 @@ class Config(Strict):
     metarm: MetaRMConfig = MetaRMConfig()
     judge: JudgeConfig = JudgeConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    import_model: ImportModelConfig | None = None  # None: nothing to import (stage import_model off)
     source_path: str | None = Field(default=None, exclude=True)  # where it was loaded from (not hashed)
 
     @field_validator("seed")

@@ -58,13 +58,25 @@ def _model(spec: Stage, cfg: Config, value: str | EndpointConfig, store: Store,
     name = model_reference(cfg, value)
     if name is None:
         folder = cfg.models.base if value == "base" else value  # 'base' names whatever models.base names
-        return external_model(folder, cfg.resolve_path(folder))
+        return imported_model(spec, cfg, folder, store) or external_model(folder, cfg.resolve_path(folder))
     ref = _artifact(name, store, produced)
     if ref is None:
         raise MissingInput(
             f"stage '{spec.name}' needs model '{name}', which has no artifact in store {store.root}: run "
             f"{writer_of(name)} first (or the whole pipeline)"
         )
+    return ref
+
+
+def imported_model(spec: Stage, cfg: Config, value: str, store: Store) -> ArtifactRef | None:
+    """The store model a plain name that is no folder names (`grm models import`, stage import_model), or None
+    (then it is a hub id). A name the config's import_model will publish must be in the store by now."""
+    if "/" in value or Path(cfg.resolve_path(value)).exists():
+        return None
+    ref = store.newest("models", value)
+    if ref is None and cfg.import_model is not None and cfg.import_model.name == value:
+        raise MissingInput(f"stage '{spec.name}' needs model '{value}', which has no artifact in store {store.root}: "
+                           "run stage 'import_model' first (or the whole pipeline)")
     return ref
 
 

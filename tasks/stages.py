@@ -16,6 +16,7 @@ from tasks.stage import MODEL, Stage, always
 
 # Registration, in run order (an input must be produced by an earlier stage: checked on load).
 STAGE_MODULES = [
+    "tasks.import_model",
     "tasks.math_samples",
     "tasks.curate",
     "tasks.bootstrap",
