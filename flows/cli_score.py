@@ -42,6 +42,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-items", type=int, default=64, help="items per request")
     s.add_argument("--max-responses", type=int, default=16, help="responses per item")
     s.add_argument("--max-chars", type=int, default=50_000, help="characters per message or response")
+    s.add_argument("--max-queue", type=int, default=1024, metavar="ITEMS",
+                   help="items waiting or being scored; past it a request gets 503 and Retry-After (default 1024)")
+    s.add_argument("--max-connections", type=int, default=256,
+                   help="concurrent connections; past it a request gets 503 (default 256)")
+    s.add_argument("--token-env", default="GRM_SERVE_TOKEN", metavar="NAME",
+                   help="environment variable holding the bearer token every request must carry (required when "
+                   "--host is not loopback; used on loopback too when set). Default GRM_SERVE_TOKEN")
     add_store(s)
     s.set_defaults(func=_serve)
 
@@ -108,19 +115,39 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to any address
+        return False
+
+
 def _serve(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
     import uvicorn
 
     from flows.serving import Limits, create_app
 
+    token = os.environ.get(args.token_env) or None
+    if token is None and not loopback(args.host):
+        print(f"grm serve: --host {args.host} is reachable from other machines: set a bearer token in the environment "
+              f"variable {args.token_env} (or name another with --token-env); clients send 'Authorization: Bearer "
+              "<token>'", file=sys.stderr)
+        return 2
     built = _build_scorer(args, "serve")
     if built is None:
         return 2
     backend, reward = built
     limits = Limits(max_body_bytes=args.max_body_bytes, max_items=args.max_items, max_responses=args.max_responses,
-                    max_chars=args.max_chars)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"grm serve: listening on {args.host}: reachable from other machines, with no authentication", file=sys.stderr)
+                    max_chars=args.max_chars, max_queue_items=args.max_queue)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")  # outcomes, never bodies
     with backend:
-        uvicorn.run(create_app(reward, limits), host=args.host, port=args.port, log_level="info")
+        uvicorn.run(create_app(reward, limits, token=token), host=args.host, port=args.port, log_level="info",
+                    limit_concurrency=args.max_connections)
     return 0

@@ -3,7 +3,12 @@
 Requests that arrive within a short window are merged into one batch for the backend (one ``score`` call,
 so their prompts share the backend's batching). Limits are checked before any work: the body size (413),
 well-formed JSON (400), and the request shape, item count, responses per item and characters (422). A bad
-request gets its 4xx and the server keeps serving.
+request gets its 4xx and the server keeps serving. Under overload a request whose items would pass the queue
+bound (``max_queue_items`` waiting or being scored) gets 503 with Retry-After, so memory stays bounded.
+
+With a ``token`` (required by `grm serve` on any address but loopback) every request needs
+``Authorization: Bearer <token>``, compared in constant time; 401 otherwise. Logs name the outcome, sizes and
+times of requests, never their bodies nor the token.
 
     POST /v1/score  {"items": [{"conversation": [{"role": "user", "content": "..."}] | "query": "...",
                                 "responses": ["...", "..."]}]}
@@ -14,15 +19,21 @@ request gets its 4xx and the server keeps serving.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
+import logging
 import threading
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from grm.reward import GRMReward, JudgeInputError
+
+log = logging.getLogger("grm.serve")
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,38 @@ class Limits:
     max_chars: int = 50_000  # per message or response
     batch_window_s: float = 0.01  # how long the batcher waits for more requests
     max_batch_items: int = 256  # items per backend call
+    max_queue_items: int = 1024  # items waiting or being scored; past it a request gets 503 (retry later)
+
+
+# The request body as documented in the OpenAPI schema (what clients and the fuzzer read). The endpoint parses
+# the raw body itself (parse_request), so that limits are checked before anything is built and every bad request
+# gets one message saying what is wrong.
+class Message(BaseModel):
+    role: str
+    content: str
+
+
+class ScoreItem(BaseModel):
+    conversation: list[Message] | None = Field(default=None, min_length=1, description="or query")
+    query: str | None = Field(default=None, description="a single user turn, when there is no conversation")
+    responses: list[str] = Field(min_length=1)
+
+
+class ScoreRequest(BaseModel):
+    items: list[ScoreItem] = Field(min_length=1)
+
+
+def inline_schema(model: type[BaseModel]) -> dict:
+    """The model's JSON schema with its ``$defs`` written in place (OpenAPI resolves ``$ref`` from its own root)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            return walk(defs[node["$ref"].rsplit("/", 1)[1]]) if "$ref" in node else {k: walk(v) for k, v in node.items()}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    return walk(schema)
 
 
 class RequestError(ValueError):
@@ -49,6 +92,8 @@ def parse_request(body: bytes, limits: Limits) -> list[tuple[list[dict], list[st
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RequestError(400, f"the body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise RequestError(400, "the body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("items"), list):
         raise RequestError(422, 'expected an object {"items": [...]}')
     items = data["items"]
@@ -91,6 +136,7 @@ class Batcher:
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
         self.calls = 0  # backend calls made (batches), for inspection
+        self.pending_items = 0  # accepted and not yet answered (the queue bound)
         self._lock = threading.Lock()
 
     async def start(self) -> None:
@@ -101,12 +147,19 @@ class Batcher:
         if self.task is not None:
             self.task.cancel()
 
+    def full(self, n_items: int) -> bool:
+        return self.pending_items + n_items > self.limits.max_queue_items
+
     async def submit(self, pairs: list[tuple[list[dict], list[str]]]) -> list[dict]:
         if self.queue is None:
             await self.start()
         fut = asyncio.get_running_loop().create_future()
-        await self.queue.put((pairs, fut))
-        return await fut
+        self.pending_items += len(pairs)
+        try:
+            await self.queue.put((pairs, fut))
+            return await fut
+        finally:
+            self.pending_items -= len(pairs)
 
     async def _run(self) -> None:
         while True:
@@ -128,6 +181,7 @@ class Batcher:
             try:
                 results = await asyncio.to_thread(self._score, batch)
             except Exception as e:  # the backend failed: every waiting request gets the error, the loop goes on
+                log.error("scoring a batch of %d items failed: %s", len(batch), type(e).__name__)  # no text: it may quote a prompt
                 for _, fut in pending:
                     if not fut.done():
                         fut.set_exception(e)
@@ -150,7 +204,8 @@ class Batcher:
             return out
 
 
-def create_app(reward: GRMReward, limits: Limits = Limits()) -> FastAPI:
+def create_app(reward: GRMReward, limits: Limits = Limits(), *, token: str | None = None) -> FastAPI:
+    """The scoring app; with ``token``, every request needs ``Authorization: Bearer <token>``."""
     batcher = Batcher(reward, limits)
 
     @asynccontextmanager
@@ -161,13 +216,22 @@ def create_app(reward: GRMReward, limits: Limits = Limits()) -> FastAPI:
 
     app = FastAPI(title="grm serve", lifespan=lifespan)
     app.state.batcher = batcher
+    if token is not None:
+        _require_bearer(app, token)
 
     @app.get("/health")
     async def health():
         return {"status": "ok", "method": reward.tag}
 
-    @app.post("/v1/score")
+    @app.post("/v1/score", openapi_extra={"requestBody": {
+        "required": True, "content": {"application/json": {"schema": inline_schema(ScoreRequest)}}}})
     async def score(request: Request):
+        started = time.perf_counter()
+        response = await _score(request)
+        log.info("POST /v1/score %d in %.0f ms", response.status_code, 1000 * (time.perf_counter() - started))
+        return response
+
+    async def _score(request: Request) -> JSONResponse:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limits.max_body_bytes:
             return JSONResponse({"error": f"request body is {declared} bytes; the limit is {limits.max_body_bytes}"}, 413)
@@ -178,6 +242,9 @@ def create_app(reward: GRMReward, limits: Limits = Limits()) -> FastAPI:
                 return JSONResponse({"error": f"request body exceeds {limits.max_body_bytes} bytes"}, 413)
         try:
             pairs = parse_request(body, limits)
+            if batcher.full(len(pairs)):
+                return JSONResponse({"error": f"server busy: {batcher.pending_items} items queued (limit "
+                                              f"{limits.max_queue_items}); retry later"}, 503, headers={"Retry-After": "1"})
             results = await batcher.submit(pairs)
         except RequestError as e:
             return JSONResponse({"error": str(e)}, e.status)
@@ -185,6 +252,18 @@ def create_app(reward: GRMReward, limits: Limits = Limits()) -> FastAPI:
             return JSONResponse({"error": str(e)}, 422)
         except Exception as e:  # the backend failed: a 503 for this request, the server stays up
             return JSONResponse({"error": f"scoring failed: {type(e).__name__}: {e}"}, 503)
-        return {"method": reward.tag, "results": results}
+        return JSONResponse({"method": reward.tag, "results": results})
 
     return app
+
+
+def _require_bearer(app: FastAPI, token: str) -> None:
+    """Every request (the docs and schema too) needs the bearer token; compared in constant time, never logged."""
+    expected = token.encode()
+
+    @app.middleware("http")
+    async def bearer(request: Request, call_next):
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            return JSONResponse({"error": "missing or wrong bearer token"}, 401, headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
