@@ -22,13 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from storage import NoArtifact, Store
-    from storage.sql import NoTable, QueryError, format_result, run_query
+    from storage import Store, StoreError
+    from storage.sql import NoTable, format_result, run_query
 
     store = Store.resolve(args.store)
     try:
         cols, rows = run_query(store, args.query)
-    except (NoArtifact, QueryError) as e:
+    except StoreError as e:  # no artifact yet, a bad query, a corrupt artifact (named)
         if isinstance(e, NoTable):
             from tasks.stages import writer_of  # only on this path: it imports the stage modules
 

@@ -257,3 +257,12 @@ def test_a_waiting_writer_gets_the_store_when_the_holder_finishes(tmp_path):
         assert time.monotonic() - t0 >= 1.4  # it got the lock only once the holder had finished
     assert len(told) == 1 and "waiting up to 60s" in told[0] and f"pid {holder.pid}" in told[0]
     holder.wait()
+
+
+def test_grm_sql_names_a_corrupt_table_in_one_line(tmp_path):
+    store, _, newest = two_artifacts(tmp_path / "store")
+    truncate(newest)
+    proc = grm("sql", "--store", str(store.root), "select count(*) from results")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"grm sql: corrupt artifact: table 'results', artifact {Path(newest.path).name}, "
+                                  "file part-00000.parquet")
