@@ -29,7 +29,7 @@ SMALL = [
     "bootstrap.layers=2",
     "bootstrap.intermediate_size=128",
     "bootstrap.train={learning_rate: 3.0e-3, batch_size: 16, per_device_batch_size: 16, max_steps: 120}",
-    "rft.n_samples=2",
+    "rft.n_samples=6",  # the barely trained model parses ~8% of its outputs: enough samples that some are accepted
     "rft.train={learning_rate: 1.0e-3, batch_size: 4, per_device_batch_size: 4, max_steps: 2, save_steps: 1}",
     # a large RL step, so that a different beta gives visibly different judgments downstream
     "rl.train={learning_rate: 2.0e-2, batch_size: 8, per_device_batch_size: 8, max_steps: 3, save_steps: 1}",
