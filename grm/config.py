@@ -288,6 +288,19 @@ class BootstrapConfig(Strict):
         return None if v is None else _weights(v, MINIWORLD_TASKS)
 
 
+class WarmupConfig(Strict):
+    """The format warm-up before RFT (stage warmup, grm/warmup.py): a short SFT of ``model`` on a strong judge's
+    critiques turned into GRM outputs, published as models/warm. Name ``warm`` as models.base (RFT continues from
+    it) and as rft.sampler."""
+
+    model: str  # the model to warm up: a store model (the imported one), a folder; not 'warm' itself
+    data: str  # Auto-J's single_traindata.jsonl: critiques of single responses ending in 'Rating: [[n]]'
+    critique_chars: int = Field(default=300, ge=40)  # the analysis's length: the box stays within reach
+    listwise_max: int = Field(default=4, ge=3)  # responses in a listwise example
+    max_examples: int | None = Field(default=None, ge=1)  # a seeded choice of this many (None: all)
+    train: TrainerConfig = TrainerConfig(learning_rate=5e-5, batch_size=8, per_device_batch_size=2, max_steps=60)
+
+
 class RFTConfig(Strict):
     # which model samples the trajectories: 'base', a store model (rft, grm), a folder or hub id, or an endpoint
     # (the paper's teacher is DeepSeek-V2.5, a chat model, not the pretrained base)
@@ -375,6 +388,7 @@ class Config(Strict):
     data: DataConfig = DataConfig()
     generation: GenerationConfig = GenerationConfig()
     bootstrap: BootstrapConfig = BootstrapConfig()
+    warmup: WarmupConfig | None = None  # None: no format warm-up (stage warmup off)
     rft: RFTConfig = RFTConfig()
     rl: RLConfig = RLConfig()
     metarm: MetaRMConfig = MetaRMConfig()
@@ -405,6 +419,14 @@ class Config(Strict):
         if math is not None and math.sampler == "base" and self.models.base == "scratch":
             raise ValueError("data.math_samples.sampler 'base' names models.base 'scratch', which is trained after the "
                              "math data is made: name a model folder or hub id")
+        return self
+
+    @model_validator(mode="after")
+    def _warmup_starts_elsewhere(self):
+        w = self.warmup
+        if w is not None and (w.model == "warm" or (w.model == "base" and self.models.base == "warm")):
+            raise ValueError(f"warmup.model {w.model!r} names the warm-up's own output: name the model to warm up "
+                             "(e.g. the imported one)")
         return self
 
     @property

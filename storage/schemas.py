@@ -114,6 +114,18 @@ RL_LOG = pa.schema(
     ]
 )
 
+WARMUP_EXAMPLES = pa.schema(  # the format warm-up's SFT examples (grm/warmup.py)
+    [
+        ("example_id", pa.string()),
+        ("kind", pa.string()),  # single | pairwise | listwise
+        ("refs", pa.list_(pa.string())),  # file:line of each critique shown, in the order shown
+        ("n_responses", pa.int32()),
+        ("scores", pa.list_(pa.int32())),  # the judge's ratings, in the order shown: the target's box
+        ("prompt", pa.string()),
+        ("completion", pa.string()),
+    ]
+)
+
 METARM_DATA = pa.schema(
     [
         ("item_id", pa.string()),
@@ -179,6 +191,7 @@ TABLES: dict[str, pa.Schema] = {
     "quarantine": QUARANTINE,
     "imports": IMPORTS,
     "math_samples": MATH_SAMPLES,
+    "warmup_examples": WARMUP_EXAMPLES,
     "rft_samples": RFT_SAMPLES,
     "rl_log": RL_LOG,
     "metarm_data": METARM_DATA,

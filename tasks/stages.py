@@ -20,6 +20,7 @@ STAGE_MODULES = [
     "tasks.math_samples",
     "tasks.curate",
     "tasks.bootstrap",
+    "tasks.warmup",
     "tasks.rft_sample",
     "tasks.rft_train",
     "tasks.rl",

@@ -27,10 +27,10 @@ def test_readme_dag_table_is_the_derived_one():
 def test_the_graph_is_derived_from_the_declarations():
     g = stages.graph()
     assert [s.name for s in g.stages] == [m.rpartition(".")[2] for m in stages.STAGE_MODULES]
-    assert g.groups == {"data": ("import_model", "math_samples", "curate"), "train": ("bootstrap", "rft_sample", "rft_train", "rl"),
+    assert g.groups == {"data": ("import_model", "math_samples", "curate"), "train": ("bootstrap", "warmup", "rft_sample", "rft_train", "rl"),
                         "metarm": ("metarm_data", "metarm_train"), "evaluation": ("judge", "evaluate")}
     assert {a: s.name for a, (s, _) in g.producers.items()}["metarm"] == "metarm_train"
-    assert set(g.model_artifacts) == {"base", "rft", "grm", "metarm"}
+    assert set(g.model_artifacts) == {"base", "warm", "rft", "grm", "metarm"}
     judge = stages.get_stage("judge")
     assert judge.inputs == ("items", "models", "voting", "metarm") and judge.optional == {"metarm"}
     assert "metarm.max_length" in judge.config  # judge scores with the meta RM at that length: part of its key
