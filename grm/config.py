@@ -448,20 +448,37 @@ class Config(Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _format_errors(e: ValidationError, origin: str) -> str:
-    lines = [f"invalid config {origin}:"]
+    """One line per error, each naming the file and the field."""
+    lines = []
     for err in e.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        # a name that is not a plain word (an unknown key such as "0.08 beta") is quoted, so the field stands out
+        loc = ".".join(p if isinstance(p, str) and p.isidentifier() else repr(p) if isinstance(p, str) else str(p)
+                       for p in err["loc"]) or "(top level)"
         msg = "unknown field (not allowed here)" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"  {loc}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err.get("input"), dict) else ""))
+        got = err["type"] != "missing" and not isinstance(err.get("input"), dict)
+        lines.append(f"invalid config {origin}: {loc}: {_one_line(msg)}" + (f" (got {_one_line(repr(err['input']), 80)})" if got else ""))
     return "\n".join(lines)
+
+
+def _yaml_error(e: yaml.YAMLError) -> str:
+    """A YAML error in one line: where (line, column) and what."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    what = " ".join(x for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x) or str(e)
+    return where + _one_line(what)
 
 
 def parse_config(data: dict | None, origin: str = "<dict>") -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"invalid config {origin}: the top level must be a mapping, got {type(data).__name__}")
+        raise ConfigError(f"invalid config {origin}: (top level): must be a mapping of sections, got {type(data).__name__}")
     try:
         return Config.model_validate({**data, "source_path": origin if origin != "<dict>" else None})
     except ValidationError as e:
@@ -478,7 +495,9 @@ def apply_overrides(data: dict, overrides: list[str], origin: str) -> dict:
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError as e:
-            raise ConfigError(f"invalid value in override {ov!r}: {e}") from None
+            raise ConfigError(f"invalid value in override {ov!r}: {_yaml_error(e)}") from None
+        except RecursionError:
+            raise ConfigError(f"invalid value in override {ov!r}: nested too deeply") from None
         node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -495,10 +514,14 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config {p} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"invalid YAML in config {p}: {e}") from None
+        raise ConfigError(f"invalid YAML in config {p}, {_yaml_error(e)}") from None
+    except RecursionError:
+        raise ConfigError(f"invalid YAML in config {p}: nested too deeply") from None
     cfg = parse_config(data, str(p))
     if not overrides:
         return cfg

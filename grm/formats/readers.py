@@ -129,6 +129,9 @@ def _jsonl_records(data: bytes, path: Path, shown: str) -> Iterator[Record]:
         except json.JSONDecodeError as e:
             yield Record(str(path), ref, text, error=f"{INVALID_JSON}: {e.msg} at column {e.colno}")
             continue
+        except RecursionError:  # arrays or objects nested past Python's recursion limit
+            yield Record(str(path), ref, text, error=f"{INVALID_JSON}: nested too deeply")
+            continue
         yield Record(str(path), ref, text, value)
 
 
@@ -139,6 +142,8 @@ def _json_records(data: bytes, path: Path, shown: str) -> Iterator[Record]:
         raise SourceReadError(f"{shown}: not UTF-8 (byte {e.start}); a JSON document must be UTF-8") from None
     try:
         doc = json.loads(text)
+    except RecursionError:
+        raise SourceReadError(f"{shown}: not valid JSON (nested too deeply)") from None
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":  # one JSON value per line under a .json name
             yield from _jsonl_records(data, path, shown)
