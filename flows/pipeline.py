@@ -14,6 +14,7 @@ import uuid
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 
+import flows.temporary_server  # noqa: F401  (Prefect's temporary server stops when this process is gone)
 from flows.progress import StageProgress
 from flows.results import StageOutputSerializer, stage_result_options
 from grm.config import Config, load_config

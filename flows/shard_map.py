@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+import flows.temporary_server  # noqa: F401  (Prefect's temporary server stops when this process is gone)
 from grm.config import TaskRunnerConfig
 
 

@@ -1,6 +1,7 @@
-"""Children do not outlive what started them: a Ctrl-C (SIGINT) or SIGTERM to `grm run` during a trainer stage
-leaves no trainer, no Prefect server and nothing else alive; a child server started in its own session is
-stopped with everything it started. (The whole-suite check is tests/conftest.py's pytest_sessionfinish.)"""
+"""Children do not outlive what started them: a Ctrl-C (SIGINT), a SIGTERM or a SIGKILL to `grm run` during a
+trainer stage leaves no trainer, no Prefect server and nothing else alive (interrupted, the run stops them; killed,
+they see it is gone: grm.parent_watch); a child server started in its own session is stopped with everything it
+started. (The whole-suite check is tests/conftest.py's pytest_sessionfinish.)"""
 
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ def _wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str):
     pytest.fail(f"no {what} after {timeout:g} s")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupting_grm_run_in_a_trainer_stage_leaves_no_child_alive(tmp_path, tiny_model_dir, sig):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_stopping_grm_run_in_a_trainer_stage_leaves_no_child_alive(tmp_path, tiny_model_dir, sig):
     store = Store(tmp_path / "store")
     store.write_table("items", [ITEM])
     store.write_table("rft_samples", [accepted_sample(i) for i in range(4)])
@@ -73,12 +74,31 @@ def test_interrupting_grm_run_in_a_trainer_stage_leaves_no_child_alive(tmp_path,
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    left = wait_gone(children, timeout=20)
+    left = wait_gone(children, timeout=30)
     leftovers = describe(left)
     kill(left)
     assert not leftovers, "\n".join(map(str, leftovers))
     assert proc.returncode != 0
-    assert "grm run: interrupted" in out, out[-3000:]
+    if sig != signal.SIGKILL:
+        assert "grm run: interrupted" in out, out[-3000:]
+
+
+def test_prefects_temporary_server_runs_prefects_own_command_under_the_watch(monkeypatch):
+    """flows/temporary_server.py replaces Prefect's command for its temporary server by the same one run through
+    grm.parent_watch: still the same after a Prefect upgrade?"""
+    import subprocess as sp
+    from types import SimpleNamespace
+
+    from flows.temporary_server import _run_uvicorn_command, prefect_command
+
+    started = []
+    monkeypatch.setattr(sp, "Popen", lambda args, env: started.append((list(args), env)))
+    server = SimpleNamespace(port=8765)
+    prefect_command(server)
+    _run_uvicorn_command(server)
+    (theirs, their_env), (ours, our_env) = started
+    assert ours == [sys.executable, "-m", "grm.parent_watch", str(os.getpid()), *theirs[1:]]
+    assert our_env == their_env
 
 
 def test_a_child_server_in_its_own_session_is_stopped_with_the_processes_it_started(tmp_path):

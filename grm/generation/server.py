@@ -16,6 +16,7 @@ from typing import Sequence
 import httpx
 
 from grm.config import VLLMConfig
+from grm import parent_watch
 from grm.generation.base import BackendError
 from grm.model_loading import ModelTrust, vllm_load_args
 
@@ -125,7 +126,7 @@ class ManagedServer:
                 cmd.append(flag if v else "--no-" + flag[2:])
             else:
                 cmd += [flag, str(v)]
-        return cls(cmd + list(extra), port, env=_child_env(), name="vllm-serve")
+        return cls(cmd + list(extra), port, env={**_child_env(), **parent_watch.child_env()}, name="vllm-serve")
 
     def _wait_healthy(self, startup_s: float) -> None:
         deadline = time.time() + startup_s

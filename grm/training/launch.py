@@ -20,6 +20,7 @@ from typing import Iterable, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from grm import parent_watch
 from grm.training.jobs import job_paths
 
 TRAINERS = ("sft", "grpo", "metarm")
@@ -91,7 +92,7 @@ def run_job(
     paths["result"].unlink(missing_ok=True)
     if paths["model"].exists():  # a model left by an earlier, interrupted publish: the child writes it again
         shutil.rmtree(paths["model"])
-    child_env = dict(os.environ, **(env or {}))
+    child_env = dict(os.environ, **(env or {}), **parent_watch.child_env())  # it stops if this process is killed
     child_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), child_env.get("PYTHONPATH", "")) if p)
     child_env.setdefault("TOKENIZERS_PARALLELISM", "false")
     cmd = command(trainer, job_dir, accelerate_config, python or sys.executable)
