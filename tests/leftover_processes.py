@@ -97,7 +97,8 @@ def kill(procs: list[psutil.Process]) -> None:
 
 def stop_in_process_services() -> None:
     """What this process would stop at exit anyway, stopped now so that the check sees only real leaks:
-    Prefect's temporary server (started by flows and tasks run in-process) and a local Ray."""
+    Prefect's temporary server (started by flows and tasks run in-process), a local Ray, and multiprocessing's
+    helper processes (the resource tracker and fork server that spawned workers start)."""
     import sys
 
     server = sys.modules.get("prefect.server.api.server")
@@ -116,3 +117,6 @@ def stop_in_process_services() -> None:
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()
+    for module, helper in (("multiprocessing.resource_tracker", "_resource_tracker"), ("multiprocessing.forkserver", "_forkserver")):
+        if module in sys.modules:
+            getattr(sys.modules[module], helper)._stop()
