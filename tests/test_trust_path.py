@@ -1,9 +1,11 @@
-"""Nothing on the trust path runs code from files: the stage cache is JSON and a planted pickle in
-<store>/.prefect/results is never unpickled; model folders with pickle-only weights are refused unless the
-config allows them, with a message saying how."""
+"""The trust path: nothing read from the store or a model folder runs code, and no secret is written down. The
+stage cache is JSON and a pickle planted in <store>/.prefect/results is never unpickled; model folders with
+pickle-only weights are refused unless the config allows them, with a message saying how; an API key given
+through the environment reaches its endpoint and no file or log."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -15,8 +17,11 @@ import pytest
 
 from storage import ArtifactRef, Store
 from tasks.base import StageOutput
+from tests.fake_chat_server import ChatHandler, chat_server
 
 ROOT = Path(__file__).resolve().parents[1]
+CANARY_VAR, CANARY = "GRM_CANARY_API_KEY", "sk-canary-4f1d9e77c2a8b35e06"
+RESPONSE = re.compile(r"\[Start of Response (\d+)\]\n(.*?)\n\[End of Response \1\]", re.S)
 
 
 class Planted:
@@ -91,36 +96,86 @@ def test_a_stage_record_with_a_bad_result_fails_validation_without_running_anyth
         StageOutputSerializer().loads(b'{"artifacts": {"items": {"__class__": "os.system", "data": "true"}}}')
 
 
-def test_grm_run_never_unpickles_a_record_planted_at_its_cache_key(tmp_path):
-    """End to end: the record is planted where `grm run` would look up the curate stage's cached result."""
+class Judge(ChatHandler):
+    """An OpenAI-compatible endpoint that scores responses holding GOOD 9 and the others 2."""
+
+    def reply(self, body):
+        shown = [r for _, r in RESPONSE.findall(body["messages"][-1]["content"])]
+        box = ", ".join("9" if "GOOD" in r else "2" for r in shown)
+        return 200, [f"Specific Criteria: correctness.\nAnalysis: checked.\nScores: \\boxed{{{box}}}"] * body.get("n", 1)
+
+
+def forms(secret: str) -> list[bytes]:
+    """The secret as bytes, and base64-encoded at each of the three alignments (as inside an encoded blob)."""
+    raw = secret.encode()
+    return [raw] + [base64.b64encode(b"x" * i + raw)[4 if i else 0:][:len(raw)] for i in range(3)]
+
+
+def files_holding(root: Path, secret: str) -> list[str]:
+    needles = forms(secret)
+    return [str(p) for p in root.rglob("*") if p.is_file() and any(n in p.read_bytes() for n in needles)]
+
+
+def test_the_scan_finds_the_key_raw_or_inside_base64(tmp_path):
+    for i, blob in enumerate([b"k=" + CANARY.encode(), base64.b64encode(b"pickle" + CANARY.encode()),
+                              base64.b64encode(b"pickled" + CANARY.encode() + b"!")]):
+        (tmp_path / f"f{i}").write_bytes(blob)
+    (tmp_path / "clean").write_bytes(base64.b64encode(b"nothing secret here at all"))
+    assert sorted(Path(p).name for p in files_holding(tmp_path, CANARY)) == ["f0", "f1", "f2"]
+
+
+def test_a_run_on_a_store_with_a_planted_pickle_runs_no_code_and_leaks_no_api_key(tmp_path):
+    """End to end, `grm run` (curate, then rft_sample from an OpenAI-compatible endpoint: the openai backend on a
+    local server) with a canary API key in the environment, on a store where curate ran before and its cached
+    result was replaced by a malicious pickle, at the key the run looks up.
+
+    The pickle is never unpickled (curate reruns and overwrites it with a JSON record); the key reaches the
+    server and nothing else: not the store (Parquet, manifests, work folders, the stage cache), not Prefect's
+    database (its artifacts, logs, run parameters), not the run's output."""
     from grm.config import load_config
     from tasks.runner import execute, prepare
     from tasks.stages import get_stage
 
     data = tmp_path / "items.jsonl"
-    data.write_text('{"id": "a", "query": "7 or 3?", "chosen": "7", "rejected": "3"}\n')
-    cfg_path = tmp_path / "cfg.yaml"
-    cfg_path.write_text(f"data:\n  sources:\n    - {{name: mine, format: generic, paths: [{data}], split: eval}}\n")
-    store, cfg = Store(tmp_path / "store"), load_config(cfg_path)
-    prepared = prepare(get_stage("curate"), cfg, store, {})
-    execute(prepared, cfg, store)  # curate ran on this store before: its outputs are here, so the cache is consulted
-    key = prepared.cache_key
-    results = store.root / ".prefect" / "results"
-    results.mkdir(parents=True)
-    marker = tmp_path / "pwned"
-    (results / key).write_bytes(planted_record(key, marker))
+    data.write_text("".join(f'{{"id": "{i}", "query": "question {i}", "chosen": "GOOD {i}", "rejected": "bad {i}"}}\n'
+                            for i in range(4)))
+    home, store = tmp_path / "prefect", Store(tmp_path / "store")
+    with chat_server(Judge) as (_, url):
+        cfg_path = tmp_path / "cfg.yaml"
+        cfg_path.write_text(
+            f"data:\n  sources:\n    - {{name: mine, format: generic, paths: [{data}], split: train}}\n"
+            f"rft:\n  sampler: {{base_url: '{url}', model: teacher-v1, api_key_env: {CANARY_VAR}}}\n"
+            "  n_samples: 2\n  hinted: false\n"
+            "generation: {max_new_tokens: 32, shard_size: 2}\n"
+        )
+        cfg = load_config(cfg_path)
+        prepared = prepare(get_stage("curate"), cfg, store, {})
+        execute(prepared, cfg, store)  # curate ran on this store before: its outputs are here, so its cache is read
+        results, marker = store.root / ".prefect" / "results", tmp_path / "pwned"
+        results.mkdir(parents=True)
+        (results / prepared.cache_key).write_bytes(planted_record(prepared.cache_key, marker))
 
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "HF_HUB_OFFLINE": "1"}
-    env.pop("PREFECT_API_URL", None)
-    proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--config", str(cfg_path), "--store", str(store.root),
-                           "--only", "curate"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        env = {**os.environ, "PREFECT_HOME": str(home), "HF_HUB_OFFLINE": "1", CANARY_VAR: CANARY}
+        env.pop("PREFECT_API_URL", None)
+        proc = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--config", str(cfg_path), "--store",
+                               str(store.root), "--only", "curate", "--only", "rft_sample"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    output = proc.stdout + proc.stderr
+    # the plant: read where a cached curate would be, reported, never run; curate rebuilt and its record rewritten
     assert not marker.exists()
-    assert re.search(r"^\s+curate\s+Completed$", proc.stdout, re.M)  # rebuilt, not taken from the plant
-    assert f"stage cache: ignoring {results / key}: written with serializer" in proc.stdout + proc.stderr
-    record = json.loads((results / key).read_text())  # the same key: overwritten by a JSON record
+    assert re.search(r"^\s+curate\s+Completed$", proc.stdout, re.M)
+    assert f"stage cache: ignoring {results / prepared.cache_key}: written with serializer" in output
+    record = json.loads((results / prepared.cache_key).read_text())
     assert record["metadata"]["serializer"] == {"type": "grm-stage-output-json"}
-    assert StageOutput.from_json(record["result"]).artifacts["items"].rows == 1
+    assert StageOutput.from_json(record["result"]).artifacts["items"].rows == 4
+    # the key: used, and written nowhere
+    assert Judge.calls and all(c["auth"] == f"Bearer {CANARY}" for c in Judge.calls)
+    assert len(store.read_rows(store.table("rft_samples"))) == 4 * 2
+    assert list(home.rglob("*.db")), "Prefect's database (artifacts, logs, run records) is where the scan expects it"
+    leaks = files_holding(store.root, CANARY) + files_holding(home, CANARY)
+    assert not leaks, f"the canary key was written to {leaks}"
+    assert not any(n.decode() in output for n in forms(CANARY))
 
 
 # ---- models ------------------------------------------------------------------------------------------
