@@ -10,6 +10,7 @@ all; `evaluate` computes greedy, voting@k and metaRM@k from it (smaller k reuse 
 from __future__ import annotations
 
 from grm import sampling_plan
+from grm.curation import item_meta
 from grm.evaluation.protocols import benchmark_of, protocol
 from grm.generation import SamplingParams
 from grm.training.examples import metarm_text
@@ -41,12 +42,15 @@ def _meta_scores(ctx: StageContext, metarm: ArtifactRef, rows: list[dict], items
 
 
 def _first_per_subset(items: list[dict], n: int) -> list[dict]:
-    taken: dict[tuple[str, str], int] = {}
+    """At most n prompts per (source, subset), each with all its items: RM-Bench's nine style pairs of a prompt
+    (meta.prompt_id) are scored together, so taking some of them would leave its 3x3 accuracy undefined."""
+    taken: dict[tuple[str, str], set[str]] = {}
     out = []
     for i in items:
-        key = (i["source"], i["subset"])
-        if taken.get(key, 0) < n:
-            taken[key] = taken.get(key, 0) + 1
+        prompts = taken.setdefault((i["source"], i["subset"]), set())
+        prompt = str(item_meta(i).get("prompt_id", i["item_id"]))
+        if prompt in prompts or len(prompts) < n:
+            prompts.add(prompt)
             out.append(i)
     return out
 

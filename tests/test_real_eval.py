@@ -54,6 +54,9 @@ def test_judge_and_evaluate_on_real_benchmarks_give_rows_for_every_subset(shared
             subset = "safety" if subset.startswith("safety") else subset
         expected.add((i["source"], subset))
     assert expected <= judged, sorted(expected - judged)
+    # per_subset takes whole prompts: RM-Bench's nine style pairs of each, so its 3x3 accuracy is defined
+    rm = [r for r in rows if r["benchmark"] == "rm_bench" and r["method"] == "greedy" and r["metric"] == "accuracy"]
+    assert rm and all(r["value"] == r["value"] for r in rm), rm  # not NaN
     for bench in ("rm_bench", "judgebench", "llmbar", "evalbiasbench"):
         methods = {(r["method"], r["k"]) for r in rows if r["benchmark"] == bench and r["subset"] == "all"}
         assert {("greedy", 1), ("voting", 1), ("voting", 2), ("baseline:length", None)} <= methods, (bench, methods)
