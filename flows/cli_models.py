@@ -33,12 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _import(args: argparse.Namespace) -> int:
     from grm.models_import import ModelImportError, resolve_source
     from storage import Store, StoreBusy, StoreError
-    from tasks.import_model import check_store_name, import_into_store
+    from tasks.import_model import import_into_store
+    from tasks.stages import check_store_model_name
 
     try:
-        check_store_name(args.name)
+        check_store_model_name(args.name, "--name")
         source = resolve_source(args.path)
-    except ModelImportError as e:
+    except ValueError as e:  # ModelImportError is one
         print(f"grm models import: {e}", file=sys.stderr)
         return 2
     store = Store.resolve(args.store)

@@ -22,16 +22,6 @@ from tasks.stage import FILES, stage
 RECORD = "import.json"
 
 
-def check_store_name(name: str) -> str:
-    """A name the pipeline's own models do not use (models/grm would pass for the trained GRM)."""
-    from tasks.stages import graph
-
-    taken = ("scratch", "base", *graph().model_artifacts)
-    if name in taken:
-        raise ModelImportError(f"model name {name!r} is taken by the pipeline's own models ({', '.join(taken)})")
-    return check_name(name)
-
-
 def already_imported(store: Store, name: str, source_sha256: str) -> ArtifactRef | None:
     """The newest ``models/<name>`` when it was imported from these very bytes, else None."""
     ref = store.newest("models", name)
@@ -43,8 +33,9 @@ def already_imported(store: Store, name: str, source_sha256: str) -> ArtifactRef
 def import_into_store(store: Store, name: str, source: Path, *, log: Callable[[str], None] = print,
                       manifest: Mapping[str, Any] | None = None) -> tuple[ArtifactRef, dict]:
     """Publish ``source`` (resolved) as ``models/<name>``, or find it there already; (its reference, what was
-    done). A ModelImportError leaves nothing published."""
-    check_store_name(name)
+    done). A ModelImportError leaves nothing published. (Names the pipeline's own models use are refused by
+    tasks.stages.check_store_model_name, before this runs.)"""
+    check_name(name)
     digest = sha256_of(source)
     found = already_imported(store, name, digest)
     if found is not None:
@@ -70,12 +61,10 @@ def configured(cfg) -> bool:
 
 def source_file(cfg, store: Store) -> ArtifactRef:
     """the GGUF file or model folder of import_model.path"""
-    from tasks.runner import MissingInput  # the runner imports the stage registry, which imports this module
-
     try:
         path = resolve_source(cfg.import_model.path, cfg.base_dir)
-    except ModelImportError as e:
-        raise MissingInput(f"stage 'import_model': import_model.path {e}") from None
+    except ModelImportError as e:  # one line; `grm run` ends with it
+        raise ModelImportError(f"stage 'import_model': import_model.path {e}") from None
     return external_data("import_source", str(path))  # its content hash: moving the file does not rerun
 
 

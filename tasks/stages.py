@@ -85,7 +85,18 @@ def graph() -> Graph:
 
 
 def enabled_stages(cfg: Config) -> list[Stage]:
+    if cfg.import_model is not None:
+        check_store_model_name(cfg.import_model.name, "import_model.name")
     return [s for s in graph().stages if s.enabled(cfg)]
+
+
+def check_store_model_name(name: str, where: str = "model name") -> str:
+    """A name for a model imported into the store that no pipeline model uses (models/grm would pass for the trained
+    GRM). Checked here, with the graph, so the import stage's code does not depend on the registry."""
+    taken = ("scratch", "base", *graph().model_artifacts)
+    if name in taken:
+        raise ValueError(f"{where} {name!r} is taken by the pipeline's own models ({', '.join(taken)})")
+    return name
 
 
 def get_stage(name: str) -> Stage:

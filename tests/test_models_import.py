@@ -104,6 +104,7 @@ def test_a_config_imports_its_model_in_a_stage_and_names_it_as_base(tmp_path, ti
     """import_model runs first when configured; models.base naming the store model binds models/<name> (its content
     hash in the cache key); before the import the binding fails naming the stage to run."""
     from grm.config import parse_config
+    from grm.models_import import ModelImportError
     from tasks.runner import MissingInput, prepare, run_stage
     from tasks.stages import enabled_stages, get_stage
 
@@ -115,6 +116,8 @@ def test_a_config_imports_its_model_in_a_stage_and_names_it_as_base(tmp_path, ti
                         "judge": {"models": ["base"], "voting_models": ["base"], "meta_scores": False}})
     assert [s.name for s in enabled_stages(cfg)][0] == "import_model"
     assert "import_model" not in [s.name for s in enabled_stages(parse_config({}))]
+    with pytest.raises(ValueError, match="import_model.name 'grm' is taken by the pipeline's own models"):
+        enabled_stages(parse_config({"import_model": {"name": "grm", "path": str(tiny_model_dir)}}))
     with pytest.raises(MissingInput, match="needs model 'tiny'.*run stage 'import_model' first"):
         prepare(get_stage("judge"), cfg, store, {})
 
@@ -128,6 +131,6 @@ def test_a_config_imports_its_model_in_a_stage_and_names_it_as_base(tmp_path, ti
     again = run_stage("import_model", cfg, store)  # the same bytes under the same name: found, not converted
     assert json.loads((Path(again.artifacts["model_import"].path) / "import.json").read_text())["reused"] is True
     assert store.list("models", "tiny") == [model]
-    with pytest.raises(MissingInput, match="import_model.path package:nope_pkg/x.gguf: the Python package 'nope_pkg'"):
+    with pytest.raises(ModelImportError, match="import_model.path package:nope_pkg/x.gguf: the Python package 'nope_pkg'"):
         prepare(get_stage("import_model"), parse_config({"import_model": {"name": "x", "path": "package:nope_pkg/x.gguf"}}),
                 store, {})
