@@ -47,6 +47,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from grm import failpoints
 from storage.schemas import SCHEMA_VERSION, schema_for
 from storage.versions import library_versions
 
@@ -418,11 +419,13 @@ class Store:
             dest_dir = self._kind_dir(kind, name)
             dest_dir.mkdir(parents=True, exist_ok=True)
             dest = dest_dir / f"{_now_id()}-{content[:12]}"
+            failpoints.reached("store.publish", name)
             os.rename(staged, dest)  # atomic on one filesystem: the artifact appears whole or not at all
         except OSError as e:
             shutil.rmtree(staged, ignore_errors=True)
             raise self.write_error(kind, name, e) from e
         _fsync_dir(dest_dir)
+        failpoints.reached("store.published", name)
         _HASHED[str(dest)] = tuple(sorted((p.relative_to(dest).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
                                           for p in _artifact_files(dest)))  # just hashed
         return ArtifactRef(kind, name, str(dest), content, rows)
@@ -641,6 +644,7 @@ class TableWriter:
                 self._writer.write_batch(chunk)
             else:
                 self._writer.write_table(chunk)
+            failpoints.reached("store.write", self.table)  # the part is open: no footer yet
             offset += take
             self._part_rows += take
             self.rows += take

@@ -29,7 +29,7 @@ from typing import Callable, Mapping, Sequence
 from grm.config import GenerationConfig
 from grm.generation import Backend, Request, Result, SamplingParams, make_backend
 from grm.model_loading import ModelTrust
-from grm import sampling_plan
+from grm import failpoints, sampling_plan
 from grm.sampling_plan import PlannedSample, collect
 from grm.prompts import Templates
 from storage import ArtifactRef
@@ -177,6 +177,7 @@ def sample_shards(
                 continue
             rows = to_rows(out["results"], shards[i])
             write_shard(files[i], table, rows)
+            failpoints.reached("sampling.shard", name)
             entry = {
                 "shard": i,
                 "prompts": len(shards[i]),

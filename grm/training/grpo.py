@@ -20,7 +20,7 @@ from pathlib import Path
 
 from grm import rules
 from grm.parsing import BINARY, GRADED, parse_scores
-from grm.training.jobs import checkpoint_step, child_main, common_arguments, is_main_process, job_paths, last_checkpoint, read_data, torch_dtype, write_model_card
+from grm.training.jobs import checkpoint_step, child_main, common_arguments, is_main_process, job_paths, last_checkpoint, read_data, torch_dtype, write_model_card, resume_training
 from grm.model_loading import pretrained_kwargs
 from grm.training.tokenizers import job_trust, load_tokenizer
 
@@ -183,7 +183,7 @@ def train(job: dict) -> dict:
         for path in job_dir.glob("completions*.jsonl"):
             _truncate_log(path, checkpoint_step(ckpt))
     trainer, notes = build_trainer(job)
-    out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    out = resume_training(trainer, ckpt, "grpo")
     rewards = [h["reward"] for h in trainer.state.log_history if "reward" in h]
     metrics = {
         "train_loss": out.training_loss,

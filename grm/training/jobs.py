@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from grm import parent_watch
+from grm import failpoints, parent_watch
 
 JOB_FILE = "job.json"
 DATA_FILE = "data.parquet"
@@ -70,6 +70,13 @@ def last_checkpoint(checkpoints_dir: str | Path) -> Path | None:
 
 def checkpoint_step(ckpt: Path | None) -> int:
     return int(ckpt.name[len(CHECKPOINT_PREFIX):]) if ckpt is not None else 0
+
+
+def resume_training(trainer: Any, ckpt: Path | None, name: str) -> Any:
+    """``trainer.train`` from the last complete checkpoint, or from the start. A kill campaign may stop it
+    half-way through writing a checkpoint (grm/failpoints.py)."""
+    failpoints.before(trainer, "_save_optimizer_and_scheduler", "train.checkpoint", name)
+    return trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
 
 
 # ---- devices ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import math
 
 from grm.metrics import roc_auc
 from grm.prompts import cap_responses, metarm_turns
-from grm.training.jobs import checkpoint_step, child_main, common_arguments, job_paths, last_checkpoint, read_data, torch_dtype, write_model_card
+from grm.training.jobs import checkpoint_step, child_main, common_arguments, job_paths, last_checkpoint, read_data, torch_dtype, write_model_card, resume_training
 from grm.model_loading import ModelTrust, pretrained_kwargs
 from grm.training.tokenizers import job_trust, load_tokenizer
 
@@ -131,7 +131,7 @@ def build_trainer(job: dict):
 def train(job: dict) -> dict:
     trainer, notes, heldout, cut = build_trainer(job)
     ckpt = last_checkpoint(job_paths(job["job_dir"])["checkpoints"])
-    out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    out = resume_training(trainer, ckpt, "metarm")
     metrics = {"train_loss": out.training_loss, "steps": trainer.state.global_step, "resumed_from_step": checkpoint_step(ckpt), **cut}
     if heldout is not None:
         metrics.update(evaluate_scores(trainer, heldout))

@@ -9,7 +9,7 @@ needed), and general instruction data mixes in as the same kind of pairs.
 
 from __future__ import annotations
 
-from grm.training.jobs import checkpoint_step, child_main, common_arguments, job_paths, last_checkpoint, read_data, torch_dtype, write_model_card
+from grm.training.jobs import checkpoint_step, child_main, common_arguments, job_paths, last_checkpoint, read_data, torch_dtype, write_model_card, resume_training
 from grm.model_loading import pretrained_kwargs
 from grm.training.tokenizers import job_trust, load_tokenizer
 
@@ -39,7 +39,7 @@ def build_trainer(job: dict):
 def train(job: dict) -> dict:
     trainer, notes = build_trainer(job)
     ckpt = last_checkpoint(job_paths(job["job_dir"])["checkpoints"])
-    out = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    out = resume_training(trainer, ckpt, "sft")
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     metrics = {
         "train_loss": out.training_loss,
