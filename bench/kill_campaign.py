@@ -14,8 +14,9 @@ process it started, as a crash would) at the chain's next kill point, until an a
   part, between a complete staged artifact and its rename (publish), after the rename but before the stage's
   cache entry, after a shard's file but before its log line, half way through a checkpoint.
 
-After each completed chain every published artifact's content hash (the newest of each name; `runs` is the
-run log and differs by nature) is compared with the reference's. Work redone after each kill:
+After each completed chain every published artifact's content hash (the newest of each name) is compared with
+the reference's; `runs` (the run log: ids and times) is left out, and `rl_log` is compared without its
+wall-clock `seconds` column. Work redone after each kill:
 
 - stages: a stage whose cache entry existed at the kill must be Cached on the next attempt;
 - shards: a shard whose file existed at the kill must not be sampled again (its log line appears once);
@@ -29,6 +30,7 @@ Prints a per-kill table and the summary; ``--record`` appends them to RELIABILIT
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -55,6 +57,7 @@ CONFIG = "configs/tiny.yaml"
 OVERRIDES = [*SMALL, "generation.shard_size=4"]  # several shards per sampling call, so a kill can land between them
 STAGE_LINE = re.compile(r"stage (\w+): (\w+) in ([\d.]+)s")
 VOLATILE = {("tables", "runs")}  # the run log: run ids and times, different on every run by nature
+MEASURED_COLUMNS = {"rl_log": ("seconds",)}  # wall-clock seconds per GRPO step: a measurement, compared without
 
 
 @dataclass
@@ -168,8 +171,12 @@ def artifact_hashes(store: Path) -> dict[tuple[str, str], str]:
         d = store / kind
         for name in sorted(p.name for p in d.iterdir()) if d.is_dir() else []:
             ref = st.newest(kind, name)
-            if ref is not None and (kind, name) not in VOLATILE:
-                out[(kind, name)] = ref.content_hash
+            if ref is None or (kind, name) in VOLATILE:
+                continue
+            out[(kind, name)] = ref.content_hash
+            if kind == "tables" and name in MEASURED_COLUMNS:
+                rows = st.read_table(ref).drop_columns(list(MEASURED_COLUMNS[name])).to_pylist()
+                out[(kind, name)] = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
     return out
 
 

@@ -26,7 +26,7 @@ def run(ctx: StageContext, metarm_data: ArtifactRef, metarm_base: ArtifactRef) -
         "metarm_data": ref.short,
     }
     result = run_trainer(
-        ctx, "metarm", metarm_base.path, cfg.metarm.train, {"max_length": cfg.metarm.max_length}, rows,
+        ctx, "metarm", metarm_base, cfg.metarm.train, {"max_length": cfg.metarm.max_length}, rows,
         description="Pointwise scalar classifier (one logit, binary cross-entropy) over GRM trajectories: "
         "the logit scores how likely a trajectory's scores are correct (paper Eq. 10).",
         card_data=data,

@@ -53,7 +53,7 @@ def run(ctx: StageContext, rft_samples: ArtifactRef, items: ArtifactRef, base: A
         hinted_examples=sum(r["hinted"] for r in accepted), hinted_left_out=len(orphans), general_rows_left_out=len(problems)
     )
     result = run_trainer(
-        ctx, "sft", base.path, cfg.rft.train, {"max_length": cfg.models.max_length}, examples,
+        ctx, "sft", base, cfg.rft.train, {"max_length": cfg.models.max_length}, examples,
         description="Rejective fine-tuning on accepted GRM trajectories (loss on the GRM output only).",
         card_data={**counts, "rft_samples": ref.short},
     )

@@ -18,7 +18,7 @@ from grm.training.launch import clear_checkpoints
 from grm.prompts import Templates
 from storage import ArtifactRef
 from tasks.base import StageContext, StageOutput
-from tasks.models import publish_model, run_trainer
+from tasks.models import model_label, publish_model, run_trainer
 from tasks.sampling import sample_judgments
 from tasks.stage import MODEL, MODEL_SECTIONS, TABLE, stage
 
@@ -70,10 +70,9 @@ def run(ctx: StageContext, items: ArtifactRef, rft: ArtifactRef, easy_filter: Ar
     cfg = ctx.config
     rl = cfg.rl
     items = [i for i in ctx.store.read_rows(items) if i["split"] == "train" and trainable(i)]
-    reference = rft.path
     job_dir = ctx.work_dir()
     easy = filter_too_easy(ctx, easy_filter, items, job_dir / EASY_FILE)
-    judge = easy_filter.path if easy_filter is not None else "no filter"
+    judge = model_label(easy_filter) if easy_filter is not None else "no filter"
     kept = [i for i in items if i["item_id"] not in easy]
     if not kept:
         raise ValueError(f"rl: all {len(items)} train items are too easy for {judge} (rl.easy_filter_model); nothing to learn from")
@@ -82,7 +81,7 @@ def run(ctx: StageContext, items: ArtifactRef, rft: ArtifactRef, easy_filter: Ar
     card_data = {"train_items": len(items), "too_easy_dropped": len(easy), "easy_filter_model": judge, "rl_items": len(kept),
                  "draws_per_item": draws}
     result = run_trainer(
-        ctx, "grpo", reference, rl.train, grpo_params(cfg), prompts,
+        ctx, "grpo", rft, rl.train, grpo_params(cfg), prompts,
         description="Rule-based online RL (GRPO, reward +1/-1 by Eq. 11, KL penalty) from the RFT model.",
         card_data=card_data, python=rl.trainer_python,
     )

@@ -68,7 +68,7 @@ def run(ctx: StageContext, items: ArtifactRef, start: ArtifactRef, critiques: Ar
     counts = {"critiques_read": len(read.rows) + len(read.problems), "rows_left_out": len(read.problems),
               "contaminated": len(dropped), "too_long": too_long, "examples": len(rows), **kinds}
     result = run_trainer(
-        ctx, "sft", start.path, w.train, {"max_length": cfg.models.max_length},
+        ctx, "sft", start, w.train, {"max_length": cfg.models.max_length},
         [sft_example(r["prompt"], r["completion"]) for r in rows],
         description="Format warm-up: SFT on a strong judge's critiques written as GRM outputs (analysis, then the "
                     "scores box), before rejective fine-tuning.",

@@ -127,3 +127,20 @@ def test_over_long_prompt_is_recorded_as_skipped(model_dir, tmp_path):
     assert all(r["critique"].startswith("prompt_too_long: ") and r["critique"].endswith(f"> {2048 - 8} tokens") for r in skipped)
     assert out.skipped_prompts == len({r["permutation"].__str__() for r in skipped})
     assert all(r["completion"] for r in rows if r["item_id"] != "item-001")
+
+
+def test_a_kill_between_a_shard_file_and_its_log_line_redoes_no_shard(reference, model_dir, tmp_path):
+    """A failpoint (grm/failpoints.py): killed after the third shard's file is complete but before its log line. The rerun
+    samples only the shards without a file (the log is not what decides)."""
+    from tests.test_store import killed_at
+
+    _, ref_rows = reference
+    store = tmp_path / "store"
+    killed_at("sampling.shard/grm-sample#3", [str(HERE / "sampling_job.py"), str(store), model_dir, "threads"], tmp_path, timeout=240)
+    with_file = {int(p.name.split("-")[1]) for p in shard_dir(store).glob("shard-*.parquet")}
+    assert len(with_file) == 3
+    assert not Store(store).list("tables", "judgments")
+    out = run(str(store), model_dir)
+    logged = [json.loads(l)["shard"] for l in (shard_dir(store) / "shards.jsonl").read_text().splitlines()]
+    assert len(logged) == len(set(logged)) and out.shards_sampled == 8 - len(with_file)
+    assert sorted(Store(store).read_rows(out.ref), key=KEY) == sorted(ref_rows, key=KEY)

@@ -154,3 +154,53 @@ def test_a_metarm_base_folder_resolves_against_the_config_folder(tmp_path):
     cfg = load_config(root / "configs" / "tiny.yaml", [f"models.metarm_base={rel}"])
     ref = resolve_inputs(get_stage("metarm_train"), cfg, store, {})["metarm_base"]
     assert ref.kind == "external" and Path(ref.path) == folder
+
+
+FAILPOINT_WRITER = r"""
+import sys
+from storage import Store
+from tests.test_store import write_in_parts
+write_in_parts(Store(sys.argv[1]))
+"""
+
+
+def write_in_parts(store: Store):
+    with store.writer("results", part_rows=1000) as w:  # five parts
+        w.write_rows(result_rows(5000, value=9.0))
+    return w.ref
+
+
+def killed_at(point: str, args: list[str], tmp_path: Path, timeout: float = 120) -> str:
+    """Run a child that stops at ``point`` (grm/failpoints.py), SIGKILL it there; the marker it left."""
+    marker = tmp_path / "marker"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRM_FAILPOINT": point, "GRM_FAILPOINT_MARKER": str(marker)}
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + timeout
+    while not marker.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert marker.exists(), f"the child never reached {point}: " + proc.stderr.read().decode()[-2000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return marker.read_text()
+
+
+@pytest.mark.parametrize("point", ["store.write/results#3", "store.publish/results", "store.published/results"])
+def test_a_kill_at_each_publishing_step_leaves_the_old_or_the_whole_new_artifact(point, tmp_path):
+    """Mid-Parquet-write (a part without its footer), staged but not renamed, renamed: a reader sees the
+    previous artifact or the complete new one, never a part of it; verify names only the private debris."""
+    root = tmp_path / "store"
+    store = Store(root)
+    before = store.write_table("results", result_rows(7))
+    clean = write_in_parts(Store(tmp_path / "clean"))
+    assert killed_at(point, ["-c", FAILPOINT_WRITER, str(root)], tmp_path).startswith(point.split("#")[0])
+    newest = store.newest("tables", "results")
+    report = store.verify()
+    if point.startswith("store.published"):
+        assert newest.content_hash == clean.content_hash and report.ok
+    else:
+        assert newest == before and store.read_table(newest).num_rows == 7
+        assert [p.kind for p in report.problems] == [".tmp"]  # only the dead writer's staging, named
+        assert store.gc_tmp(older_than_s=0) == 1
+    again = write_in_parts(store)  # the rerun
+    assert again.content_hash == clean.content_hash and store.verify().ok

@@ -85,6 +85,10 @@ class BootstrapStats:
     teacher_modes: dict
 
 
+# BootstrapStats fields that this run measured rather than facts of the model it made
+MEASURED = ("corpus_seconds", "tokenizer_seconds", "train_seconds", "train_cpu_seconds", "tokens_per_second")
+
+
 def build_corpus(world: MiniWorldConfig, cfg: BootstrapConfig, templates: Templates, seed: int) -> list[Example]:
     """Teacher-judged train items rendered as the pipeline prompts them (never eval items)."""
     update = {"train_items": cfg.corpus_items, "seed": derive_seed(seed, "bootstrap")}
@@ -297,5 +301,7 @@ def bootstrap(
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     _check_reload(out, tokenizer, examples[:50])
-    (out / "bootstrap.json").write_text(json.dumps(asdict(stats), indent=2))
+    # the model's facts only: what this run measured (times, speed) varies run to run and is in the manifest
+    facts = {k: v for k, v in asdict(stats).items() if k not in MEASURED}
+    (out / "bootstrap.json").write_text(json.dumps(facts, indent=2, sort_keys=True))
     return stats

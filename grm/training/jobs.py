@@ -144,6 +144,12 @@ def common_arguments(job: dict) -> tuple[dict, list[str]]:
 
 
 # ---- outputs ---------------------------------------------------------------------------------------------
+# Metrics that depend on the run's history, not on the model: HF's train_loss averages only the steps of the
+# last session (a resumed run reports a different figure for the same weights). They stay in result.json and
+# the artifact's manifest; the card, part of the model's content, leaves them out.
+RUN_METRICS = ("train_loss", "resumed_from_step")
+
+
 def write_model_card(folder: Path, title: str, job: dict, metrics: dict) -> None:
     """README.md of a trained model: what it was trained on, with which settings, and how it did."""
     card = job.get("card", {})
@@ -152,7 +158,7 @@ def write_model_card(folder: Path, title: str, job: dict, metrics: dict) -> None
         "",
         card.get("description", ""),
         "",
-        f"- trainer: `{job['trainer']}` (started from `{job['model']}`)",
+        f"- trainer: `{job['trainer']}` (started from `{card.get('start', job['model'])}`)",
         f"- produced by: grm-spct, stage `{card.get('stage', job['trainer'])}`",
         "",
         "## Data",
@@ -167,7 +173,7 @@ def write_model_card(folder: Path, title: str, job: dict, metrics: dict) -> None
         "",
         "## Metrics",
         "",
-        *[f"- {k}: {v}" for k, v in sorted(metrics.items()) if isinstance(v, (int, float, str))],
+        *[f"- {k}: {v}" for k, v in sorted(metrics.items()) if isinstance(v, (int, float, str)) and k not in RUN_METRICS],
         "",
     ]
     (folder / "README.md").write_text("\n".join(lines))
