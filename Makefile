@@ -16,7 +16,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install vllm-env test demo real clean
+.PHONY: install vllm-env test test-reliability demo real clean
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,10 @@ $(VLLM_VENV)/.installed: requirements/vllm.lock pyproject.toml
 
 test: install vllm-env
 	GRM_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(BIN)/python -m pytest -q
+
+# the reliability campaign's fast cases (RELIABILITY.md); part of `make test`
+test-reliability: install
+	$(BIN)/python -m pytest -q -m reliability
 
 demo: install
 	$(BIN)/python -m flows.demo --store $(STORE)

@@ -18,6 +18,8 @@ from grm.formats.registry import FORMATS
 from tests import input_fuzz
 from tests.format_seeds import SEEDS
 
+pytestmark = pytest.mark.reliability  # the reliability campaign's CI subset (RELIABILITY.md)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -17,6 +17,8 @@ import pytest
 from storage import Store
 from tests.leftover_processes import describe, descendants, kill, wait_gone
 
+pytestmark = pytest.mark.reliability  # the reliability campaign's CI subset (RELIABILITY.md)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 ITEM = {"item_id": "i0", "source": "unit", "format": "test", "split": "train", "subset": "s",

@@ -56,6 +56,7 @@ def test_k_samples_per_item_with_permutations_and_reproducible(reference, model_
     assert sorted(Store(tmp_path).read_rows(again.ref), key=KEY) == sorted(rows, key=KEY)
 
 
+@pytest.mark.reliability
 def test_sigkill_half_way_then_rerun_resumes_without_resampling(reference, model_dir, tmp_path):
     _, ref_rows = reference
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE), os.environ.get("PYTHONPATH", "")])}
@@ -129,6 +130,7 @@ def test_over_long_prompt_is_recorded_as_skipped(model_dir, tmp_path):
     assert all(r["completion"] for r in rows if r["item_id"] != "item-001")
 
 
+@pytest.mark.reliability
 def test_a_kill_between_a_shard_file_and_its_log_line_redoes_no_shard(reference, model_dir, tmp_path):
     """A failpoint (grm/failpoints.py): killed after the third shard's file is complete but before its log line. The rerun
     samples only the shards without a file (the log is not what decides)."""

@@ -20,6 +20,8 @@ from grm.reward import GRMReward
 from flows.serving import Limits, create_app
 from tests.test_reward import DigitJudge
 
+pytestmark = pytest.mark.reliability  # the reliability campaign's CI subset (RELIABILITY.md)
+
 OK = {"items": [{"query": "pick", "responses": ["a 3", "b 8"]}]}
 
 

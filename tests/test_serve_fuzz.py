@@ -4,7 +4,11 @@ bench/serve_fuzz.py."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.serve_fuzz import fuzz_app, raw_campaign, schema_campaign
+
+pytestmark = pytest.mark.reliability  # the reliability campaign's CI subset (RELIABILITY.md)
 
 
 def test_requests_from_the_openapi_schema_never_get_a_5xx():

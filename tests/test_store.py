@@ -82,6 +82,7 @@ with store.writer("results", part_rows=1000) as w:
 """
 
 
+@pytest.mark.reliability
 def test_killed_writer_leaves_previous_artifact_and_no_half_artifact(tmp_path):
     store = Store(tmp_path)
     before = store.write_table("results", result_rows(7))
@@ -185,6 +186,7 @@ def killed_at(point: str, args: list[str], tmp_path: Path, timeout: float = 120)
     return marker.read_text()
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("point", ["store.write/results#3", "store.publish/results", "store.published/results"])
 def test_a_kill_at_each_publishing_step_leaves_the_old_or_the_whole_new_artifact(point, tmp_path):
     """Mid-Parquet-write (a part without its footer), staged but not renamed, renamed: a reader sees the

@@ -11,8 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from storage import Store
 from tests.test_store_integrity import SHRINK, truncate
+
+pytestmark = pytest.mark.reliability  # the reliability campaign's CI subset (RELIABILITY.md)
 
 ROOT = Path(__file__).resolve().parents[1]
 

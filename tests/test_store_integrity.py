@@ -20,6 +20,8 @@ import pytest
 from storage import CorruptArtifact, Store, StoreBusy, StoreError
 from tests.test_store import result_rows
 
+pytestmark = pytest.mark.reliability  # the reliability campaign's CI subset (RELIABILITY.md)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHRINK = ["data.miniworld.train_items=20", "data.miniworld.eval_items=10"]
 

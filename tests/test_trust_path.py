@@ -19,6 +19,8 @@ from storage import ArtifactRef, Store
 from tasks.base import StageOutput
 from tests.fake_chat_server import ChatHandler, chat_server
 
+pytestmark = pytest.mark.reliability  # the reliability campaign's CI subset (RELIABILITY.md)
+
 ROOT = Path(__file__).resolve().parents[1]
 CANARY_VAR, CANARY = "GRM_CANARY_API_KEY", "sk-canary-4f1d9e77c2a8b35e06"
 RESPONSE = re.compile(r"\[Start of Response (\d+)\]\n(.*?)\n\[End of Response \1\]", re.S)
