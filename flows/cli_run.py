@@ -49,12 +49,14 @@ def _interrupt(signum, frame) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from grm import cpu_numerics
     from grm.config import ConfigError, load_config
     from storage import Store, StoreBusy, StoreError
 
     try:
-        load_config(args.config, args.overrides)  # fail on a broken config before Prefect starts
-    except ConfigError as e:
+        cfg = load_config(args.config, args.overrides)  # fail on a broken config before Prefect starts
+        cpu_numerics.apply(cfg.models.cpu_numerics)  # before anything loads torch
+    except (ConfigError, cpu_numerics.NumericsError) as e:
         print(f"grm run: {e}", file=sys.stderr)
         return 2
     store = Store.resolve(args.store)

@@ -17,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 import flows.temporary_server  # noqa: F401  (Prefect's temporary server stops when this process is gone)
 from flows.progress import StageProgress
 from flows.results import StageOutputSerializer, stage_result_options
+from grm import cpu_numerics
 from grm.config import Config, load_config
 from storage import Store
 from tasks.base import StageOutput
@@ -55,6 +56,7 @@ def run_stage(prepared: PreparedStage, config: Config, store_root: str, bar: Sta
 def _run(config_path: str, store: str | None, only: list[str] | None, force: list[str] | None,
          overrides: list[str] | None = None) -> dict:
     cfg = load_config(config_path, overrides)
+    cpu_numerics.apply(cfg.models.cpu_numerics)  # a flow started without `grm run` (a deployment): pin, or refuse
     st = Store.resolve(store)
     logger = get_run_logger()
     wanted = select(only)  # an unknown stage or group name fails here, before any work

@@ -147,6 +147,9 @@ class ModelsConfig(Strict):
     metarm_base: str | None = None  # the meta RM's initial model: None = the base model; 'rft' / 'grm'; a path / id
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_length: int = Field(default=2048, ge=16)  # prompt + completion tokens
+    # CPU floating point: 'native' (each CPU's widest instructions) or 'pinned' (AVX2 paths and MKL's reproducible
+    # mode: the same results on any AVX2 CPU; grm/cpu_numerics.py). In the cache key: it changes results.
+    cpu_numerics: Literal["native", "pinned"] = "native"
     # Model files that run code when loaded (grm.model_loading): pickle weights (pytorch_model.bin) and a model
     # repository's own Python. Off: only safetensors and the library's code; turn on only for a model you trust.
     allow_pickle: bool = False
