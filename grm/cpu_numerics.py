@@ -1,4 +1,4 @@
-"""Pinned CPU numerics: the same floating-point results on any x86 CPU with AVX2 (docs/design.md, "Models").
+"""Pinned CPU numerics: the same floating-point results on any x86 CPU with AVX2 (docs/design.md, "Numerics").
 
 By default MKL, oneDNN and ATen's own kernels pick the widest instructions the CPU has (AVX-512 on one machine,
 AVX2 on another) and round differently, so training on another CPU takes another path (the offline default's

@@ -1,5 +1,5 @@
 """Named points where a fault-injection campaign stops the process, so that a kill lands exactly there
-(bench/kill_campaign.py; docs/design.md, "Crash safety").
+(bench/kill_campaign.py; docs/design.md, "Storage": crash safety).
 
 Off unless ``GRM_FAILPOINT`` is set, as ``POINT[/DETAIL][#N]``: the N-th time (default 1) this process reaches
 POINT (with that DETAIL, e.g. a table or trainer name), it writes ``POINT/DETAIL PID`` to the file named by
