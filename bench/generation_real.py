@@ -101,6 +101,8 @@ def main() -> None:
     ap.add_argument("--cases", default="hf,hf-baseline,generate,vllm,pipeline")
     ap.add_argument("--baseline-rev", default=BASELINE_REV)
     ap.add_argument("--vllm-python", default=os.environ.get("GRM_VLLM_PYTHON") or str(ROOT / ".venv-vllm/bin/python"))
+    ap.add_argument("--vllm-variant", action="append", default=[],
+                    help="another vllm engine with extra environment, LABEL:NAME=VALUE,... (e.g. 2threads:VLLM_CPU_NUM_OF_RESERVED_CPU=0)")
     ap.add_argument("--md", help="append the report to this markdown file")
     a = ap.parse_args()
     cases = a.cases.split(",")
@@ -141,15 +143,26 @@ def main() -> None:
             return n
 
         fns["generate"] = generate
-    if "vllm" in cases:
+    variants = [("vllm", {})] if "vllm" in cases else []
+    for spec in a.vllm_variant:  # LABEL:NAME=VALUE,NAME=VALUE (environment of the engine's child process)
+        label, _, assigns = spec.partition(":")
+        variants.append((f"vllm {label}", dict(x.split("=", 1) for x in assigns.split(",") if x)))
+    for label, env in variants:
         from grm.generation.vllm_backend import VLLMBackend
 
-        t = time.perf_counter()
-        vllm = VLLMBackend(a.model, VLLMConfig(python=a.vllm_python, dtype="float32"), max_model_len=2048)
-        notes.append(f"vLLM engine start in this run: {time.perf_counter() - t:.0f} s (compile cache as found)")
-        closers.append(vllm.close)
-        fns["vllm"] = lambda: sample_tokens(vllm.generate(reqs, params))
-        warm["vllm"] = lambda: vllm.generate(reqs[:1], short)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)  # the child inherits it
+        try:
+            t = time.perf_counter()
+            engine = VLLMBackend(a.model, VLLMConfig(python=a.vllm_python, dtype="float32"), max_model_len=2048)
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        notes.append(f"{label} ({', '.join(f'{k}={v}' for k, v in env.items()) or 'defaults'}): engine start in this run "
+                     f"{time.perf_counter() - t:.0f} s (compile cache as found)")
+        closers.append(engine.close)
+        fns[label] = lambda e=engine: sample_tokens(e.generate(reqs, params))
+        warm[label] = lambda e=engine: e.generate(reqs[:1], short)
 
     for fn in warm.values():  # first-call kernel selection, vLLM's first batch
         in_thread(fn)
