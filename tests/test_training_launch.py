@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +48,24 @@ def test_resume_skips_a_half_written_checkpoint(tmp_path):
     (ckpts / "checkpoint-10").mkdir()  # killed while saving: no trainer_state.json
     assert last_checkpoint(ckpts).name == "checkpoint-2"
     assert not (ckpts / "checkpoint-10").exists()
+
+
+def test_a_job_killed_after_its_last_checkpoint_takes_it_and_trains_no_step_more(tmp_path):
+    """Killed after the final checkpoint (e.g. while publishing): the rerun takes that checkpoint as it is.
+    transformers alone would run a third step of two (here at learning rate 0, the end of the linear decay; with
+    a constant rate it would move the weights)."""
+    import hashlib
+
+    from tests.tiny_lm import build_tiny_lm
+
+    model = build_tiny_lm(tmp_path / "lm")
+    train = {**TRAIN, "batch_size": 4}
+    rows = [{"prompt": [{"role": "user", "content": f"What is {i} plus {i}?"}],
+             "completion": [{"role": "assistant", "content": f"It is {2 * i}."}]} for i in range(12)]
+    spec = {"model": str(model), "train": train, "seed": 0, "dtype": "float32", "params": {"max_length": 64}}
+    weights = lambda r: hashlib.sha256((Path(r["model_dir"]) / "model.safetensors").read_bytes()).hexdigest()
+    first = launch.run_job("sft", tmp_path / "job", spec, rows)
+    assert first["metrics"]["steps"] == 2 and last_checkpoint(job_paths(tmp_path / "job")["checkpoints"]).name == "checkpoint-2"
+    again = launch.run_job("sft", tmp_path / "job", spec, rows)  # the checkpoints are still there, as after a kill
+    assert again["metrics"]["steps"] == 2 and again["metrics"]["resumed_from_step"] == 2
+    assert weights(again) == weights(first)

@@ -76,7 +76,23 @@ def resume_training(trainer: Any, ckpt: Path | None, name: str) -> Any:
     """``trainer.train`` from the last complete checkpoint, or from the start. A kill campaign may stop it
     half-way through writing a checkpoint (grm/failpoints.py)."""
     failpoints.before(trainer, "_save_optimizer_and_scheduler", "train.checkpoint", name)
+    if ckpt is not None and 0 < trainer.args.max_steps <= checkpoint_step(ckpt):
+        return _finished(trainer, ckpt)
     return trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+
+
+def _finished(trainer: Any, ckpt: Path) -> Any:
+    """A run killed after its last checkpoint (while saving or publishing the model) is over: take that checkpoint.
+    transformers resumed from it would train one step more (it checks for the end after a step): with a decayed
+    learning rate the weights stay (its rate is 0 there), with a constant one they move, and GRPO samples again
+    (found by bench/kill_campaign.py: a meta RM reporting 3 steps of 2)."""
+    from transformers import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    trainer._load_from_checkpoint(str(ckpt))
+    trainer.state = TrainerState.load_from_json(str(ckpt / "trainer_state.json"))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return TrainOutput(trainer.state.global_step, sum(losses) / len(losses) if losses else float("nan"), {})
 
 
 # ---- devices ---------------------------------------------------------------------------------------------
