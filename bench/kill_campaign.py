@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--time-chains", type=int, default=2)
     ap.add_argument("--failpoint-chains", type=int, default=2)
+    ap.add_argument("--chains", nargs="+", help="run only these chains (drawn as in a full campaign), e.g. failpoint-0")
+    ap.add_argument("--no-control", action="store_true", help="skip the uninterrupted control run")
     ap.add_argument("--record", action="store_true")
     args = ap.parse_args(argv)
     work = Path(args.work)
@@ -311,12 +313,17 @@ def main(argv: list[str] | None = None) -> int:
     stages = [s.name for s in enabled_stages(load_config(ROOT / CONFIG, OVERRIDES))]
     windows, ref_hashes, events, ref_s = reference(work, stages)
     print(f"reference: {ref_s:.0f} s, {len(ref_hashes)} artifacts, {len(events)} failpoints traced", flush=True)
-    control_kills, control = run_chain("control", work, stages, [], windows, ref_hashes)
-    print(f"control (uninterrupted): identical {control['identical']} {control['differs']}", flush=True)
+    summaries = []
+    if not args.no_control:
+        _, control = run_chain("control", work, stages, [], windows, ref_hashes)
+        summaries.append(control)
+        print(f"control (uninterrupted): identical {control['identical']} {control['differs']}", flush=True)
     chains = [(f"time-{i}", [("time", s, rng.uniform(0.05, 0.95)) for s in stages]) for i in range(args.time_chains)]
     chains += [(f"failpoint-{i}", [("failpoint", spec) for spec in failpoint_specs(events, stages, rng)])
                for i in range(args.failpoint_chains)]
-    kills, summaries = [], [control]
+    if args.chains:
+        chains = [(name, plan) for name, plan in chains if name in args.chains]
+    kills = []
     for name, plan in chains:
         ks, summary = run_chain(name, work, stages, plan, windows, ref_hashes)
         kills += ks
@@ -340,7 +347,8 @@ def report(kills: list[Kill], summaries: list[dict], stages: list[str], ref_s: f
     lines = [
         f"### Kill anywhere: {len(kills)} SIGKILLs ({time.strftime('%Y-%m-%d')})", "",
         f"Command: `.venv/bin/python -m bench.kill_campaign --seed {args.seed} --time-chains {args.time_chains} "
-        f"--failpoint-chains {args.failpoint_chains}` (reference run {ref_s:.0f} s).", "",
+        f"--failpoint-chains {args.failpoint_chains}" + (f" --chains {' '.join(args.chains)}" if args.chains else "")
+        + (" --no-control" if args.no_control else "") + f"` (reference run {ref_s:.0f} s).", "",
         "| chain | kills | attempts | identical to the reference | artifacts that differ |", "|---|---|---|---|---|",
         *[f"| {s['chain']} | {sum(k.chain == s['chain'] for k in kills)} | {s['attempts']} | {'yes' if s['identical'] else 'NO'} "
           f"| {', '.join(s['differs']) or '-'} |" for s in summaries], "",
