@@ -19,7 +19,7 @@ from storage import Store
 from tasks.sampling import BackendSpec, SamplingError, backend_for, close_backends
 from tests.tiny_lm import build_tiny_lm
 
-VLLM_PY = os.environ.get("GRM_VLLM_PYTHON") or str(Path(".venv-vllm/bin/python").resolve())
+VLLM_PY = os.environ.get("GRM_VLLM_PYTHON") or str(Path(__file__).resolve().parents[1] / ".venv-vllm" / "bin" / "python")  # not resolved: the venv's python is a link to the base one, which has no vllm
 pytestmark = [
     pytest.mark.vllm,
     pytest.mark.skipif(not Path(VLLM_PY).exists(), reason="no vLLM environment: run `make vllm-env` (or set GRM_VLLM_PYTHON)"),
