@@ -71,7 +71,7 @@ def test_stopping_grm_run_in_a_trainer_stage_leaves_no_child_alive(tmp_path, tin
         assert trainer in {p.pid for p in children}
         assert any("uvicorn" in " ".join(p.cmdline()) for p in children)  # Prefect's temporary server
         proc.send_signal(sig)  # to `grm run` alone, not its group: it must stop what it started
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=300)  # generous: on a loaded machine the unwinding (trainer, Prefect) is slow
     finally:
         if proc.poll() is None:
             proc.kill()
