@@ -38,6 +38,15 @@ from tests.sampling_job import toy_items  # noqa: E402
 from tests.tiny_lm import build_tiny_lm  # noqa: E402
 
 
+def record(md: str, script: str, text: str, heading: str = "") -> None:
+    """Append ``text`` to the Markdown file ``md`` under the command that produced it (the script's arguments
+    without ``--md``) and the time."""
+    args = " ".join(sys.argv[1:]).replace(f"--md {md}", "").strip()
+    with open(md, "a") as f:
+        f.write((f"\n### {heading}\n" if heading else "") + f"\n`PYTHONPATH=. python {script} {args}` "
+                f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n{text}\n")
+
+
 def in_thread(fn):
     """Run ``fn`` in a fresh thread, as the pipeline's task runner runs a shard, so that every case is
     measured alike (on the contended 2-core machine torch ran up to ~20% slower in the main thread)."""
@@ -203,9 +212,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if a.md:
-        with open(a.md, "a") as f:
-            f.write(f"\n### Generation ({time.strftime('%Y-%m-%d')})\n\n`PYTHONPATH=. python bench/generation.py "
-                    + " ".join(sys.argv[1:]).replace(f"--md {a.md}", "").strip() + "`\n\n" + text + "\n")
+        record(a.md, "bench/generation.py", text, heading="Generation")
 
 
 if __name__ == "__main__":

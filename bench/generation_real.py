@@ -39,7 +39,7 @@ sys.path[:0] = [str(ROOT)]
 
 import torch  # noqa: E402
 
-from bench.generation import alternate, bench_pipeline, in_thread  # noqa: E402
+from bench.generation import alternate, bench_pipeline, in_thread, record  # noqa: E402
 from bench.roofline import DecoderShape, gemm_pass  # noqa: E402
 from grm.config import VLLMConfig  # noqa: E402
 from grm.generation import Request, SamplingParams  # noqa: E402
@@ -228,9 +228,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if a.md:
-        with open(a.md, "a") as f:
-            f.write(f"\n`PYTHONPATH=. python bench/generation_real.py {' '.join(sys.argv[1:]).replace(f'--md {a.md}', '').strip()}` "
-                    f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n{text}\n")
+        record(a.md, "bench/generation_real.py", text)
 
 
 if __name__ == "__main__":

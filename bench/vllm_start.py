@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
+from bench.generation import record  # noqa: E402
 from grm.config import VLLMConfig  # noqa: E402
 from grm.generation import Request, SamplingParams  # noqa: E402
 from grm.generation.vllm_backend import VLLMBackend  # noqa: E402
@@ -132,9 +133,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if a.md:
-        with open(a.md, "a") as f:
-            f.write(f"\n`PYTHONPATH=. python bench/vllm_start.py {' '.join(sys.argv[1:]).replace(f'--md {a.md}', '').strip()}` "
-                    f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n\n{text}\n")
+        record(a.md, "bench/vllm_start.py", text)
 
 
 if __name__ == "__main__":
