@@ -45,6 +45,12 @@ def _wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str):
     pytest.fail(f"no {what} after {timeout:g} s")
 
 
+def _as_from_a_terminal() -> None:
+    """A test run started in the background (`nohup pytest &`, some CI shells) ignores SIGINT, and an ignored
+    signal stays ignored in every program it starts: `grm run` would never see the Ctrl-C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_stopping_grm_run_in_a_trainer_stage_leaves_no_child_alive(tmp_path, tiny_model_dir, sig):
     store = Store(tmp_path / "store")
@@ -61,7 +67,7 @@ def test_stopping_grm_run_in_a_trainer_stage_leaves_no_child_alive(tmp_path, tin
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--config", str(cfg), "--store", str(store.root),
                              "--only", "rft_train"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, preexec_fn=_as_from_a_terminal)
     try:
         pid_file = _wait_for(lambda: next((store.root / "work" / "rft_train").glob("*/child.pid"), None), 240, proc,
                              "trainer child")
