@@ -50,9 +50,9 @@ $(VLLM_VENV)/.installed: requirements/vllm.lock pyproject.toml
 test: install vllm-env
 	GRM_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(BIN)/python -m pytest -q
 
-# the reliability campaign's fast cases (RELIABILITY.md); part of `make test`
+# the reliability campaign's fast cases (RELIABILITY.md); `make test` runs them and the slow ones
 test-reliability: install
-	$(BIN)/python -m pytest -q -m reliability
+	$(BIN)/python -m pytest -q -m "reliability and not slow"
 
 demo: install
 	$(BIN)/python -m flows.demo --store $(STORE)

@@ -51,6 +51,7 @@ def _as_from_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow  # a grm run into a trainer stage: in the full suite, not in make test-reliability
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_stopping_grm_run_in_a_trainer_stage_leaves_no_child_alive(tmp_path, tiny_model_dir, sig):
     store = Store(tmp_path / "store")

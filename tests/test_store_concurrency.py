@@ -46,6 +46,7 @@ def holder_pid(store: Path) -> int | None:
         return None
 
 
+@pytest.mark.slow  # three grm runs: in the full suite, not in make test-reliability
 def test_two_runs_and_an_import_at_once_then_a_corrupt_output_is_rebuilt(tmp_path):
     from grm.config import load_config
     from tasks.runner import run_stage
