@@ -44,6 +44,8 @@ def reached(point: str, detail: str = "") -> None:
     if not _spec:
         return
     if _spec == "trace":
+        if not os.environ.get(MARKER_ENV):  # nowhere to write the trace: nothing to do
+            return
         with _lock, open(os.environ[MARKER_ENV], "a") as f:
             f.write(f"{time.time():.3f} {point}/{detail} {os.getpid()}\n")
         return
