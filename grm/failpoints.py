@@ -35,6 +35,8 @@ _lock = threading.Lock()
 def _parse(spec: str) -> tuple[str, str | None, int]:
     where, _, nth = spec.partition("#")
     point, _, detail = where.partition("/")
+    if nth and not nth.isdigit():
+        raise ValueError(f"{SPEC_ENV}={spec!r}: expected POINT[/DETAIL][#N] with N a whole number, or 'trace'")
     return point, detail or None, int(nth) if nth else 1
 
 
