@@ -3,6 +3,8 @@
 Not the pipeline's judge stage: a self-contained harness to size the miniature world (see grm/miniworld/README.md).
 """
 import collections
+import json
+import re
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from grm.rules import is_correct, item_truth, rft_acceptance, Trajectory
 from grm.voting import vote
 from grm.shuffling import permutation, shown, to_original, identity
 from grm.prompts import grm_prompt, as_chat, Templates
+from grm.miniworld.families import TASKS
 from grm.miniworld.teacher import is_shortcut
 
 TEMPL = Templates.load({'grm': 'templates/miniworld_grm.txt', 'single': 'templates/miniworld_single.txt', 'response': 'templates/miniworld_response.txt'},
@@ -52,6 +55,24 @@ def shape(item):
 
 def mode_of(text):
     return 'shortcut' if is_shortcut(text) else 'careful'
+
+def working_stats(judged):
+    """Of (item, completion, permutation) judgments: how many are careful (not a shortcut), how often a careful
+    one writes the right working (the task's working with the right answer), and how often it copies a shown
+    response right (`Response i: x, a ...` against the i-th response in the order it was shown)."""
+    n = careful = working = copied = copies = 0
+    for it, text, perm in judged:
+        n += 1
+        if mode_of(text) != 'careful':
+            continue
+        careful += 1
+        m = it['meta'] if isinstance(it['meta'], dict) else json.loads(it['meta'])
+        working += TASKS[m['task']].working(m['args'], m['answer']) in text
+        resp = shown(it['responses'], perm)
+        copies += len(resp)
+        copied += sum(1 for i, x in re.findall(r'Response (\d+): (.*?), a', text) if 0 < int(i) <= len(resp) and resp[int(i) - 1] == x)
+    return {'items': n, 'careful': careful, 'working right %': 100 * working / max(careful, 1),
+            'copied right %': 100 * copied / max(copies, 1)}
 
 def evaluate(model, tok, items, k=8, temp=0.5, max_new=120, log=print, do_sampling=True):
     t0 = time.time()

@@ -1,10 +1,12 @@
-"""Pipeline benchmark (not a test): the whole tiny run, its peak memory, the share of time outside model work,
-and the cached rerun.
+"""Pipeline benchmark (not a test): a whole run, each stage's wall time and peak memory, the share of time
+outside model work, and the cached rerun.
 
-    .venv/bin/python -m bench.pipeline [--store DIR] [--set PATH=VALUE ...] [--record]
+    .venv/bin/python -m bench.pipeline [--config configs/tiny.yaml] [--store DIR] [--set PATH=VALUE ...] [--record]
 
-Runs `grm run --config configs/tiny.yaml` twice in fresh processes (the second must be all Cached) while
-sampling the resident memory of the whole process tree every 0.2 s. Model work is the time spent generating
+Runs `grm run --config CONFIG` twice in fresh processes (the second must be all Cached) while sampling the
+resident memory of the whole process tree every 0.2 s; a stage's peak is the highest sample between the end of
+the stage before it and its own end (the flow's "stage NAME: STATE in S" line, printed as it comes). With
+``--store`` an interrupted run resumes there: its finished stages are Cached. Model work is the time spent generating
 (the shard logs' start/end) and training (trainer and bootstrap runtimes from the model manifests);
 everything else (process start-up, Prefect, data curation, prompt building, parsing, Parquet, DuckDB) is
 "outside model work". ``--record`` appends the table to BENCHMARKS.md.
@@ -50,30 +52,43 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run(store: Path, home: Path, overrides: list[str]) -> tuple[float, int, str]:
+STAGE_LINE = re.compile(r"stage (\w+): (\w+) in ([\d.]+)s")
+
+
+def run(config: str, store: Path, home: Path, overrides: list[str]) -> tuple[float, int, str, list[tuple]]:
+    """One `grm run`: wall seconds, peak bytes of the process tree, its output, and per stage
+    (name, state, seconds, peak bytes)."""
     env = {**os.environ, "PREFECT_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     env.pop("PREFECT_API_URL", None)
-    cmd = [sys.executable, "-m", "flows.cli", "run", "--config", "configs/tiny.yaml", "--store", str(store)]
+    cmd = [sys.executable, "-m", "flows.cli", "run", "--config", config, "--store", str(store)]
     cmd += [x for o in overrides for x in ("--set", o)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = 0
+    peak = stage_peak = 0
     done = threading.Event()
 
     def watch():
-        nonlocal peak
+        nonlocal peak, stage_peak
         while not done.is_set():
-            peak = max(peak, tree_rss(proc.pid))
+            rss = tree_rss(proc.pid)
+            peak, stage_peak = max(peak, rss), max(stage_peak, rss)
             time.sleep(0.2)
 
     t = threading.Thread(target=watch, daemon=True)
     t.start()
-    out, _ = proc.communicate()
+    out, stages = [], []
+    for line in proc.stdout:
+        out.append(line)
+        if m := STAGE_LINE.search(line):
+            stages.append((m[1], m[2], float(m[3]), stage_peak))
+            stage_peak = 0
+            print(f"  {m[1]:<14} {m[2]:<10} {float(m[3]):8.1f} s  peak {stages[-1][3] / 2**30:.2f} GiB", flush=True)
+    proc.wait()
     done.set()
     t.join()
     if proc.returncode:
-        raise SystemExit(f"grm run failed:\n{out[-4000:]}")
-    return time.perf_counter() - t0, peak, out
+        raise SystemExit(f"grm run failed:\n{''.join(out)[-4000:]}")
+    return time.perf_counter() - t0, peak, "".join(out), stages
 
 
 def model_seconds(store: Store) -> dict[str, float]:
@@ -84,7 +99,7 @@ def model_seconds(store: Store) -> dict[str, float]:
             e = json.loads(line)
             gen += e["ended"] - e["started"]
     train = 0.0
-    for name in ("base", "rft", "grm", "metarm"):
+    for name in ("base", "warm", "rft", "grm", "metarm"):
         ref = store.newest("models", name)
         if ref is None:
             continue
@@ -96,6 +111,7 @@ def model_seconds(store: Store) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="configs/tiny.yaml")
     ap.add_argument("--store")
     ap.add_argument("--set", action="append", dest="overrides", default=[], metavar="PATH=VALUE")
     ap.add_argument("--record", action="store_true")
@@ -103,10 +119,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(args.store or Path(tmp) / "store")
         home = Path(tmp) / "prefect"
-        first_s, first_peak, _ = run(store_dir, home, args.overrides)
+        first_s, first_peak, _, stages = run(args.config, store_dir, home, args.overrides)
         store = Store(store_dir)
         model = model_seconds(store)
-        second_s, second_peak, out = run(store_dir, home, args.overrides)
+        second_s, second_peak, out, _ = run(args.config, store_dir, home, args.overrides)
         summary = out.split("\nrun ", 1)[-1]
         states = re.findall(r"^\s+(\w+)\s+(\w+)$", summary, re.M)
         cached = f"{sum(st == 'Cached' for _, st in states)} of {len(states)} stages Cached"
@@ -119,13 +135,17 @@ def main() -> None:
          f"{first_s - work:.1f} s ({100 * (first_s - work) / first_s:.0f}%)"),
         ("identical rerun, wall (every stage Cached)", f"{second_s:.1f} s ({100 * second_s / first_s:.1f}% of the first run; {cached})"),
     ]
+    rows += [(f"stage {name} ({state}): wall / peak memory", f"{secs:.1f} s / {rss / 2**30:.2f} GiB")
+             for name, state, secs, rss in stages]
     for k, v in rows:
         print(f"{k:<85} {v}")
     if args.record:
         with open(ROOT / "BENCHMARKS.md", "a") as f:
-            f.write(f"\n### Pipeline ({time.strftime('%Y-%m-%d')}, {platform.machine()}, 2 cores)\n\n")
+            f.write(f"\n### Pipeline: {args.config} ({time.strftime('%Y-%m-%d')}, {platform.machine()}, "
+                    f"{os.cpu_count()} cores, load {os.getloadavg()[2]:.1f} over the last 15 min)\n\n")
             sets = " ".join(f"--set '{o}'" for o in args.overrides)
-            f.write(f"Command: `.venv/bin/python -m bench.pipeline {sets} --record`\n\n| what | value |\n|---|---|\n")
+            f.write(f"Command: `.venv/bin/python -m bench.pipeline --config {args.config} {sets} --record`\n\n"
+                    "| what | value |\n|---|---|\n")
             for k, v in rows:
                 f.write(f"| {k} | {v} |\n")
 

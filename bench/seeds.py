@@ -72,14 +72,38 @@ def figures(store: Path) -> dict[str, float]:
         _, rows = run_query(st, f"select sum(value * n) / sum(n) from results where benchmark = '{BENCH}' and "
                                 f"subset like '%/{shape}' and metric = 'accuracy' and model = 'grm' and method = 'greedy'")
         out[f"final greedy, {shape}"] = rows[0][0] if rows and rows[0][0] is not None else float("nan")
-    _, rows = run_query(st, "select 100.0 * avg(1.0 / len(responses)) from items where split = 'eval'")
-    out["chance"] = rows[0][0]
+        # chance: a uniform guess of the best of n responses; a single response's 0/1 label, a coin
+        _, rows = run_query(st, "select 100.0 * avg(case when len(responses) = 1 then 0.5 else 1.0 / len(responses) end) "
+                                f"from items where split = 'eval' and subset like '%/{shape}'")
+        out[f"chance, {shape}"] = rows[0][0] if rows and rows[0][0] is not None else float("nan")
+    return out
+
+
+def working(store: Path) -> dict[str, float]:
+    """Why a seed's effects are small or large: per model, the share of greedy judgments that work the item out
+    (not a shortcut), and of those, the share with the right working and with each response copied right. Read
+    from the judge stage's stored greedy judgments; no generation."""
+    from bench.miniworld_kit import working_stats
+
+    st = Store(store)
+    _, items = run_query(st, "select item_id, responses, meta from items where split = 'eval'")
+    by_id = {i: {"responses": list(r), "meta": m} for i, r, m in items}
+    out = {}
+    for model, label in (("base", "bootstrap"), ("rft", "RFT"), ("grm", "final")):
+        _, rows = run_query(st, f"select item_id, completion, permutation from judgments where model = '{model}' "
+                                "and decoding = 'greedy'")
+        w = working_stats((by_id[i], c, list(p)) for i, c, p in rows if i in by_id)
+        out[f"{label}: careful share"] = 100 * w["careful"] / max(w["items"], 1)
+        out[f"{label}: careful, working right"] = w["working right %"]
+        out[f"{label}: careful, responses copied right"] = w["copied right %"]
     return out
 
 
 def table(per_seed: dict[int, dict[str, float]]) -> str:
     seeds = sorted(per_seed)
     names = list(next(iter(per_seed.values())))
+    diagnostics = [n for n in names if ": " in n]
+    names = [n for n in names if n not in diagnostics]
     lines = ["| figure | mean | sd | " + " | ".join(f"seed {s}" for s in seeds) + " |",
              "|---" * (len(seeds) + 3) + "|"]
 
@@ -95,6 +119,9 @@ def table(per_seed: dict[int, dict[str, float]]) -> str:
     for label, a, b in EFFECTS:
         vals = [per_seed[s][a] - per_seed[s][b] for s in seeds]
         lines.append(row(label + (" (positive on every seed)" if all(v > 0 for v in vals) else ""), vals))
+    lines.append("| **greedy judgments, % (why)** | | | " + " | " * (len(seeds) - 1) + " |")
+    for n in diagnostics:
+        lines.append(row(n, [per_seed[s][n] for s in seeds]))
     return "\n".join(lines)
 
 
@@ -110,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         store = root / f"seed-{seed}"
         seconds[seed] = run_seed(seed, store, args.overrides)
-        per_seed[seed] = figures(store)
+        per_seed[seed] = figures(store) | working(store)
         print(f"seed {seed}: {seconds[seed]:.0f} s  " + ", ".join(f"{k} {v:.1f}" for k, v in per_seed[seed].items()),
               flush=True)
     md = table(per_seed)
