@@ -2,10 +2,10 @@
 several seeds, each into a store of its own (kept, so every figure can be read back with `grm sql`), then per
 headline figure the mean, the standard deviation and each seed's value, and the paired effects per seed.
 
-    .venv/bin/python -m bench.seeds --seeds 0 1 2 [--stores stores/seeds] [--set PATH=VALUE ...] [--record]
+    .venv/bin/python -m bench.seeds --seeds 0 1 2 [--stores stores/seeds] [--set PATH=VALUE ...] [--read] [--record]
 
-A seed whose store already holds a finished run is read back, not rerun (the pipeline's cache makes the rerun
-all Cached anyway). ``--record`` appends the table to BENCHMARKS.md.
+A seed whose store already holds a finished run is all Cached when run again; ``--read`` only reads the stores
+back (no `grm run`: wall times are then not measured). ``--record`` appends the table to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -130,20 +130,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--stores", default="stores/seeds")
     ap.add_argument("--set", action="append", dest="overrides", default=[], metavar="PATH=VALUE")
+    ap.add_argument("--read", action="store_true", help="read the stores back without running grm")
     ap.add_argument("--record", action="store_true")
     args = ap.parse_args(argv)
     root = (ROOT / args.stores).resolve()
     per_seed, seconds = {}, {}
     for seed in args.seeds:
         store = root / f"seed-{seed}"
-        seconds[seed] = run_seed(seed, store, args.overrides)
+        seconds[seed] = float("nan") if args.read else run_seed(seed, store, args.overrides)
         per_seed[seed] = figures(store) | working(store)
         print(f"seed {seed}: {seconds[seed]:.0f} s  " + ", ".join(f"{k} {v:.1f}" for k, v in per_seed[seed].items()),
               flush=True)
     md = table(per_seed)
     print(md)
     if args.record:
-        cmd = "`.venv/bin/python -m bench.seeds --seeds " + " ".join(map(str, args.seeds)) + "`"
+        cmd = ("`.venv/bin/python -m bench.seeds --seeds " + " ".join(map(str, args.seeds)) + f" --stores {args.stores}"
+               + "".join(f" --set '{o}'" for o in args.overrides) + (" --read" if args.read else "") + "`")
         with open(ROOT / "BENCHMARKS.md", "a") as f:
             f.write(f"\n### The offline default over seeds ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores)\n\n"
                     f"Command: {cmd} (stores kept in {args.stores}/seed-N; wall time per seed "
