@@ -91,13 +91,20 @@ def run(config: str, store: Path, home: Path, overrides: list[str]) -> tuple[flo
     return time.perf_counter() - t0, peak, "".join(out), stages
 
 
-def model_seconds(store: Store) -> dict[str, float]:
-    """Generation seconds (shard logs) and training seconds (model manifests) of the newest run."""
-    gen = 0.0
+def generation_by_stage(store: Store) -> dict[str, float]:
+    """Seconds spent inside the sampling shards (the backend generating, from the shard logs), per stage."""
+    out: dict[str, float] = {}
     for log in (store.root / "work").rglob("shards.jsonl"):
+        stage = log.relative_to(store.root / "work").parts[0]
         for line in log.read_text().splitlines():
             e = json.loads(line)
-            gen += e["ended"] - e["started"]
+            out[stage] = out.get(stage, 0.0) + e["ended"] - e["started"]
+    return out
+
+
+def model_seconds(store: Store) -> dict[str, float]:
+    """Generation seconds (shard logs) and training seconds (model manifests) of the newest run."""
+    gen = sum(generation_by_stage(store).values())
     train = 0.0
     for name in ("base", "warm", "rft", "grm", "metarm"):
         ref = store.newest("models", name)
@@ -122,6 +129,7 @@ def main() -> None:
         first_s, first_peak, _, stages = run(args.config, store_dir, home, args.overrides)
         store = Store(store_dir)
         model = model_seconds(store)
+        by_stage = generation_by_stage(store)
         second_s, second_peak, out, _ = run(args.config, store_dir, home, args.overrides)
         summary = out.split("\nrun ", 1)[-1]
         states = re.findall(r"^\s+(\w+)\s+(\w+)$", summary, re.M)
@@ -135,7 +143,8 @@ def main() -> None:
          f"{first_s - work:.1f} s ({100 * (first_s - work) / first_s:.0f}%)"),
         ("identical rerun, wall (every stage Cached)", f"{second_s:.1f} s ({100 * second_s / first_s:.1f}% of the first run; {cached})"),
     ]
-    rows += [(f"stage {name} ({state}): wall / peak memory", f"{secs:.1f} s / {rss / 2**30:.2f} GiB")
+    rows += [(f"stage {name} ({state}): wall / peak memory" + (" / inside sampling shards" if name in by_stage else ""),
+              f"{secs:.1f} s / {rss / 2**30:.2f} GiB" + (f" / {by_stage[name]:.1f} s" if name in by_stage else ""))
              for name, state, secs, rss in stages]
     for k, v in rows:
         print(f"{k:<85} {v}")
