@@ -282,6 +282,9 @@ class BootstrapConfig(Strict):
     teacher_error_rate: float = Field(default=0.3, ge=0, le=1)  # careful-looking judgments fooled by a mistake
     teacher_shortcut_rates: dict[str, float] = Field(default_factory=dict)  # per task: guess without working
     hint_share: float = Field(default=0.1, ge=0, le=1)  # corpus prompts that carry the hinted-sampling line
+    # corpus items shown solved rather than judged (the query, then the task's working): what pretraining teaches a
+    # real LLM about the tasks, and dense practice in copying operands and computing; 0 keeps the judgments only
+    solution_share: float = Field(default=0.0, ge=0, le=1)
     threads: int | None = Field(default=None, ge=1)  # torch threads; None: torch's default
     train: TrainerConfig = TrainerConfig(learning_rate=1e-3, batch_size=32, per_device_batch_size=32, max_steps=600)
 

@@ -223,6 +223,30 @@ def test_corpus_tasks_broaden_the_pretraining_corpus_but_not_the_judging_tasks()
         BootstrapConfig(corpus_tasks={"mul": 1.0})
 
 
+def test_solution_share_shows_that_share_of_the_corpus_solved_and_zero_leaves_it_as_it_was():
+    """bootstrap.solution_share: items shown as the query answered with the careful working (what pretraining
+    teaches about the tasks), not judged; 0 gives exactly the judgments-only corpus."""
+    from grm.miniworld.bootstrap import SOLUTION, build_corpus
+
+    world = MiniWorldConfig(tasks={"add": 1.0, "max": 1.0, "count": 1.0}, train_items=40, eval_items=40)
+    cfg = BootstrapConfig(corpus_items=400, teacher_shortcut_rates={"add": 0.6})
+    mixed = build_corpus(world, cfg.model_copy(update={"solution_share": 0.3}), TEMPLATES, seed=3)
+    solved = [e for e in mixed if e.mode == SOLUTION]
+    assert 0.2 < len(solved) / len(mixed) < 0.4
+    for e in solved:  # one user turn, no responses; the target is the task's own working with the right answer
+        [turn] = e.messages
+        assert turn["role"] == "user" and "Response" not in turn["content"] and e.correct
+        query = turn["content"]
+        if query.startswith("What is"):
+            a, b = map(int, query[len("What is "):-1].split(" + "))
+            assert e.judgment == f"{a} + {b} = {a + b}"
+        elif "largest" in query:
+            xs = query.split("of ", 1)[1].rstrip("?")
+            assert e.judgment == f"largest of {xs} is {max(map(int, xs.split()))}"
+    assert all(e.mode != SOLUTION for e in build_corpus(world, cfg, TEMPLATES, seed=3))
+    assert build_corpus(world, cfg, TEMPLATES, seed=3) == build_corpus(world, cfg.model_copy(update={"solution_share": 0.0}), TEMPLATES, seed=3)
+
+
 def test_a_teacher_that_finds_no_plausible_mistake_judges_carefully():
     # 'a a a' reversed: the only mistake is a random slip of the last letter, which is sometimes 'a' again.
     item = {"meta": json.dumps({"task": "reverse", "args": {"s": ["a", "a", "a"]}})}

@@ -32,6 +32,7 @@ from typing import Callable, Sequence
 
 from grm.config import BootstrapConfig, MiniWorldConfig
 from grm.miniworld import teacher
+from grm.miniworld.families import TASKS
 from grm.miniworld.world import generate_items
 from grm.prompts import Templates, as_chat, grm_prompt
 from grm.rules import is_correct, item_truth
@@ -39,6 +40,7 @@ from grm.seeds import derive_seed
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 EOS, PAD = "<|im_end|>", "<|pad|>"
+SOLUTION = "solution"  # Example.mode of a corpus item shown solved, not judged
 TOKENIZER_EXAMPLES = 4000
 # Qwen2's split pattern with `\p{N}` -> ` ?\p{N}`: digits stay one per token but keep a leading space, so
 # "Response 2: 7" and a judgment's "Response 2: 7" share the tokens " 2" ":" " 7" (measured: with the space
@@ -81,7 +83,7 @@ class BootstrapStats:
     final_loss: float
     parameters: int
     vocab_size: int
-    teacher_accuracy: float  # share of corpus judgments that are correct by Eq. 10
+    teacher_accuracy: float  # share of corpus judgments (solutions aside) that are correct by Eq. 10
     teacher_modes: dict
 
 
@@ -96,8 +98,12 @@ def build_corpus(world: MiniWorldConfig, cfg: BootstrapConfig, templates: Templa
         update["tasks"] = cfg.corpus_tasks
     corpus_world = world.model_copy(update=update)
     rng = random.Random(derive_seed(seed, "teacher"))
+    solved = random.Random(derive_seed(seed, "solutions"))  # its own stream: a share of 0 leaves the corpus as it was
     out = []
     for item in generate_items(corpus_world, "train"):
+        if cfg.solution_share and solved.random() < cfg.solution_share:
+            out.append(_solution(item))
+            continue
         n = len(item["responses"])
         hint = n > 1 and rng.random() < cfg.hint_share
         j = teacher.judge(
@@ -110,6 +116,13 @@ def build_corpus(world: MiniWorldConfig, cfg: BootstrapConfig, templates: Templa
         correct = is_correct(j.scores, **item_truth(item["label_kind"], item["best"], item["ratings"]))
         out.append(Example(as_chat(prompt), j.text, j.mode, correct))
     return out
+
+
+def _solution(item: dict) -> Example:
+    """The item's query answered with the careful judge's working (``3 + 4 = 7``), no responses, no judgment."""
+    meta = json.loads(item["meta"])
+    working = TASKS[meta["task"]].working(meta["args"], meta["answer"])
+    return Example([dict(m) for m in item["conversation"]], working, SOLUTION, True)
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int):
@@ -278,6 +291,7 @@ def bootstrap(
     log(f"bootstrap: {len(examples)} examples, vocab {len(tokenizer)}, {n_params:,} parameters, "
         f"mean {sum(len(s) for s, _ in encoded) / len(encoded):.0f} tokens/example")
     run = pretrain(model, tokenizer, encoded, cfg, seed, log)
+    judged = [e for e in examples if e.mode != SOLUTION]
     modes: dict[str, int] = {}
     for e in examples:
         modes[e.mode] = modes.get(e.mode, 0) + 1
@@ -293,7 +307,7 @@ def bootstrap(
         final_loss=run["final_loss"],
         parameters=n_params,
         vocab_size=len(tokenizer),
-        teacher_accuracy=sum(e.correct for e in examples) / len(examples),
+        teacher_accuracy=sum(e.correct for e in judged) / max(len(judged), 1),
         teacher_modes=modes,
     )
     out = Path(out_dir)
