@@ -66,7 +66,7 @@ def working_stats(judged):
         if mode_of(text) != 'careful':
             continue
         careful += 1
-        m = it['meta'] if isinstance(it['meta'], dict) else json.loads(it['meta'])
+        m = json.loads(it['meta'])
         working += TASKS[m['task']].working(m['args'], m['answer']) in text
         resp = shown(it['responses'], perm)
         copies += len(resp)

@@ -14,11 +14,11 @@ import argparse
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench.pipeline import run
 from storage import Store
 from storage.sql import run_query
 
@@ -43,16 +43,10 @@ EFFECTS = (
 )
 
 
-def run_seed(seed: int, store: Path, overrides: list[str]) -> float:
-    env = {**os.environ, "PREFECT_HOME": str(store.parent / f".prefect-{seed}"), "HF_HUB_OFFLINE": "1"}
-    env.pop("PREFECT_API_URL", None)
-    cmd = [sys.executable, "-m", "flows.cli", "run", "--config", "configs/tiny.yaml", "--store", str(store),
-           "--set", f"seed={seed}", *[x for o in overrides for x in ("--set", o)]]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"seed {seed}: grm run failed:\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - t0
+def run_seed(seed: int, store: Path, overrides: list[str]) -> tuple[float, int]:
+    """`grm run --config configs/tiny.yaml --set seed=N` into the seed's store: wall seconds, peak bytes."""
+    seconds, peak, _, _ = run("configs/tiny.yaml", store, store.parent / f".prefect-{seed}", [f"seed={seed}", *overrides])
+    return seconds, peak
 
 
 def figures(store: Path) -> dict[str, float]:
@@ -134,12 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--record", action="store_true")
     args = ap.parse_args(argv)
     root = (ROOT / args.stores).resolve()
-    per_seed, seconds = {}, {}
+    per_seed, seconds, peaks = {}, {}, {}
     for seed in args.seeds:
         store = root / f"seed-{seed}"
-        seconds[seed] = float("nan") if args.read else run_seed(seed, store, args.overrides)
+        seconds[seed], peaks[seed] = (float("nan"), 0) if args.read else run_seed(seed, store, args.overrides)
         per_seed[seed] = figures(store) | working(store)
-        print(f"seed {seed}: {seconds[seed]:.0f} s  " + ", ".join(f"{k} {v:.1f}" for k, v in per_seed[seed].items()),
+        print(f"seed {seed}: {seconds[seed]:.0f} s, peak {peaks[seed] / 2**30:.2f} GiB  " + ", ".join(f"{k} {v:.1f}" for k, v in per_seed[seed].items()),
               flush=True)
     md = table(per_seed)
     print(md)
@@ -149,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(ROOT / "BENCHMARKS.md", "a") as f:
             f.write(f"\n### The offline default over seeds ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores)\n\n"
                     f"Command: {cmd} (stores kept in {args.stores}/seed-N; wall time per seed "
-                    + ", ".join(f"{s}: {t:.0f} s" for s, t in seconds.items()) + f")\n\n{md}\n")
+                    + ", ".join(f"{s}: {t:.0f} s, peak {peaks[s] / 2**30:.2f} GiB" for s, t in seconds.items()) + f")\n\n{md}\n")
     return 0
 
 
