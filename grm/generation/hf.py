@@ -61,47 +61,62 @@ def process_logits(logits: torch.Tensor, temperature: float, top_p: float) -> to
     return logits.log_softmax(-1)
 
 
+class _KVBuffer:
+    """Keys and values of some rows in buffers of ``capacity`` positions, allocated once and written in place:
+    attention reads a view of the filled part, where transformers' DynamicLayer concatenates (copies the whole
+    cache) at every step."""
+
+    def __init__(self, capacity: int, key_states: torch.Tensor, value_states: torch.Tensor):
+        rows, heads = key_states.shape[:2]
+        self.capacity, self.length = capacity, 0
+        self.k = key_states.new_empty((rows, heads, capacity, key_states.shape[-1]))
+        self.v = value_states.new_empty((rows, heads, capacity, value_states.shape[-1]))
+
+    def append(self, key_states: torch.Tensor, value_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + key_states.shape[-2]
+        if end > self.capacity:
+            raise BackendError(f"KV cache of {self.capacity} positions is full (internal error: {end} needed)")
+        self.k[:, :, self.length : end] = key_states
+        self.v[:, :, self.length : end] = value_states
+        self.length = end
+        return self.views()
+
+    def views(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.k[:, :, : self.length], self.v[:, :, : self.length]
+
+    def keep_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keep (or repeat) rows ``rows``: the filled part is copied into buffers of the same capacity."""
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = old.new_empty((len(rows), *old.shape[1:]))
+            new[:, :, : self.length] = old[:, :, : self.length].index_select(0, rows.to(old.device))
+            setattr(self, name, new)
+        return self.views()
+
+
 class _PreallocatedLayer(DynamicLayer):
-    """One layer's KV cache in buffers of ``capacity`` positions, allocated on the first (prefill) update: a
-    decode step writes its position in place and attention reads a view of the filled part, where
-    transformers' DynamicLayer concatenates (copies the whole cache) at every step."""
+    """One layer's KV cache, every row's prompt and generated tokens, in a ``_KVBuffer`` of ``capacity``
+    positions allocated on the first (prefill) update."""
 
     def __init__(self, capacity: int):
         super().__init__()
         self.capacity = capacity
-        self.length = 0
+        self.buffer: _KVBuffer | None = None
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
-            b, h, _, d = key_states.shape
             self.dtype, self.device = key_states.dtype, key_states.device
-            self._k = key_states.new_empty((b, h, self.capacity, d))
-            self._v = value_states.new_empty((b, h, self.capacity, value_states.shape[-1]))
+            self.buffer = _KVBuffer(self.capacity, key_states, value_states)
             self.is_initialized = True
-        end = self.length + key_states.shape[-2]
-        if end > self.capacity:
-            raise BackendError(f"KV cache of {self.capacity} positions is full (internal error: {end} needed)")
-        self._k[:, :, self.length : end] = key_states
-        self._v[:, :, self.length : end] = value_states
-        self.length = end
-        self._views()
+        self.keys, self.values = self.buffer.append(key_states, value_states)
         return self.keys, self.values
 
-    def _views(self) -> None:
-        self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
-
     def get_seq_length(self) -> int:
-        return self.length if self.is_initialized else 0
+        return self.buffer.length if self.is_initialized else 0
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        """Keep (or repeat) batch rows ``beam_idx``: the filled part is copied into buffers of the same capacity."""
         if self.is_initialized:
-            for name in ("_k", "_v"):
-                old = getattr(self, name)
-                new = old.new_empty((len(beam_idx), *old.shape[1:]))
-                new[:, :, : self.length] = old[:, :, : self.length].index_select(0, beam_idx.to(old.device))
-                setattr(self, name, new)
-            self._views()
+            self.keys, self.values = self.buffer.keep_rows(beam_idx)
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         self.reorder_cache(indices)
@@ -112,18 +127,16 @@ class _PreallocatedLayer(DynamicLayer):
 
 class _SharedPrefixLayer(DynamicLayer):
     """One layer's KV cache as the prompts' keys and values, un-expanded ([prompts, kv heads, width, head dim],
-    kept from the prefill), plus a suffix buffer of ``capacity`` positions per decoding row, allocated at the
-    first decode step and written in place. A decode step's ``update`` returns the rows' suffixes only: the
-    attention (``_PrefixShare.attend``) reads the prefix from here."""
+    kept from the prefill), plus a suffix ``_KVBuffer`` of ``capacity`` positions per decoding row, allocated at
+    the first decode step. A decode step's ``update`` returns the rows' suffixes only: the attention
+    (``_PrefixShare.attend``) reads the prefix from here."""
 
     def __init__(self, capacity: int):
         super().__init__()
         self.capacity = capacity
-        self.length = 0  # generated positions in the suffix, the same for every row
         self.prefix_k: torch.Tensor | None = None
         self.prefix_v: torch.Tensor | None = None
-        self._k: torch.Tensor | None = None
-        self._v: torch.Tensor | None = None
+        self.suffix: _KVBuffer | None = None  # generated positions, the same number for every row
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:  # the prefill: what the prompts' rows attend to from now on
@@ -132,32 +145,20 @@ class _SharedPrefixLayer(DynamicLayer):
             self.keys, self.values = self.prefix_k, self.prefix_v
             self.is_initialized = True
             return self.prefix_k, self.prefix_v
-        if self._k is None:
-            rows, heads = key_states.shape[:2]
-            self._k = key_states.new_empty((rows, heads, self.capacity, key_states.shape[-1]))
-            self._v = value_states.new_empty((rows, heads, self.capacity, value_states.shape[-1]))
-        end = self.length + key_states.shape[-2]
-        if end > self.capacity:
-            raise BackendError(f"KV cache suffix of {self.capacity} positions is full (internal error: {end} needed)")
-        self._k[:, :, self.length : end] = key_states
-        self._v[:, :, self.length : end] = value_states
-        self.length = end
-        self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
+        if self.suffix is None:
+            self.suffix = _KVBuffer(self.capacity, key_states, value_states)
+        self.keys, self.values = self.suffix.append(key_states, value_states)
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
-        return self.prefix_k.shape[-2] + self.length if self.is_initialized else 0
+        if not self.is_initialized:
+            return 0
+        return self.prefix_k.shape[-2] + (self.suffix.length if self.suffix is not None else 0)
 
     def keep_rows(self, rows: torch.Tensor) -> None:
-        """Keep suffix rows ``rows`` (the filled part is copied into buffers of the same capacity)."""
-        if self._k is None:
-            return
-        for name in ("_k", "_v"):
-            old = getattr(self, name)
-            new = old.new_empty((len(rows), *old.shape[1:]))
-            new[:, :, : self.length] = old[:, :, : self.length].index_select(0, rows)
-            setattr(self, name, new)
-        self.keys, self.values = self._k[:, :, : self.length], self._v[:, :, : self.length]
+        """Keep suffix rows ``rows``."""
+        if self.suffix is not None:
+            self.keys, self.values = self.suffix.keep_rows(rows)
 
     def keep_prompts(self, prompts: torch.Tensor) -> None:
         self.prefix_k = self.prefix_k.index_select(0, prompts)
