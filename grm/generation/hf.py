@@ -188,6 +188,12 @@ class _PrefixShare:
         self.bias = self.bias.masked_fill(~padding.bool(), float("-inf"))[:, None, None, :]
         self.attended = 0  # layers that ran this step's attention here (checked after each forward)
 
+    def keep_rows(self, rows: torch.Tensor, owners: list[int]) -> None:
+        """Keep the decoding rows ``rows`` (their suffixes) and continue with ``owners``, their prompts."""
+        for layer in self.layers:
+            layer.keep_rows(rows)
+        self.set_rows(owners)
+
     def set_rows(self, owners: list[int]) -> None:
         """The decoding rows from now on, by the prompt (batch index, non-decreasing) each continues."""
         present = sorted(set(owners))
@@ -459,9 +465,7 @@ class HFBackend(Backend):
                 fed, last_pos = fed.index_select(0, sel), last_pos.index_select(0, sel)
                 active = [active[s] for s in keep]
                 if shared:
-                    for layer in cache_layers:
-                        layer.keep_rows(sel)
-                    share.set_rows([rows[r].request for r in active])
+                    share.keep_rows(sel, [rows[r].request for r in active])
                 else:
                     cache.reorder_cache(sel)
                     mask = mask.index_select(0, sel)
