@@ -233,10 +233,17 @@ class GRMReward:
 class HFMetaScorer:
     """A trained meta RM (sequence classifier with one logit) scoring meta-RM inputs: each text is wrapped in
     the model's chat template (GRM output as the assistant turn) and, when longer than ``max_length``, cut in
-    the middle of its longest response, as in training (grm.training.metarm.fit)."""
+    the middle of its longest response, as in training (grm.training.metarm.fit).
+
+    The k samples of one judging prompt share its whole user turn (query and responses, most of the tokens), so
+    texts with a long common token prefix are scored together: the prefix goes through the model once and each
+    text's own tail attends to its cache (``shared_prefix``, same logits as separate forwards up to float
+    rounding; ``shared_prefix=False`` or a model without a ``score`` head scores every text on its own)."""
+
+    MIN_SHARED = 32  # shorter common prefixes are not worth a separate forward
 
     def __init__(self, path: str, *, device: str = "auto", max_length: int = 2048, batch_size: int = 8,
-                 trust: ModelTrust = ModelTrust()):
+                 trust: ModelTrust = ModelTrust(), shared_prefix: bool = True):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -248,6 +255,8 @@ class HFMetaScorer:
             self.tok.pad_token = self.tok.eos_token
         self.model.config.pad_token_id = self.tok.pad_token_id
         self.max_length, self.batch_size = max_length, batch_size
+        self.shared_prefix = shared_prefix and hasattr(self.model, "score")
+        self.forwards = {"shared": 0, "single": 0}  # texts scored each way
 
     def __call__(self, texts: Sequence[str]) -> list[float]:
         return self.score(texts)[0]
@@ -258,11 +267,80 @@ class HFMetaScorer:
 
         from grm.training.metarm import encode  # the encoding the meta RM was trained with
 
-        out: list[float] = []
-        cut: list[bool] = []
+        enc, cut = encode(self.tok, list(texts), self.max_length)
+        ids = enc["input_ids"]
+        out: list[float | None] = [None] * len(ids)
+        alone: list[int] = []
         with torch.inference_mode():
-            for s in range(0, len(texts), self.batch_size):
-                enc, was_cut = encode(self.tok, list(texts[s : s + self.batch_size]), self.max_length)
-                out += self.model(**self.tok.pad(enc, padding=True, return_tensors="pt").to(self.device)).logits[:, 0].float().tolist()
-                cut += was_cut
-        return out, cut
+            for group, shared in self._prefix_groups(ids):
+                if shared < self.MIN_SHARED:
+                    alone += group
+                    continue
+                for i, logit in zip(group, self._score_shared([ids[i] for i in group], shared)):
+                    out[i] = logit
+                self.forwards["shared"] += len(group)
+            alone.sort()
+            for s in range(0, len(alone), self.batch_size):
+                part = alone[s : s + self.batch_size]
+                batch = self.tok.pad({"input_ids": [ids[i] for i in part]}, padding=True, return_tensors="pt").to(self.device)
+                for i, logit in zip(part, self.model(**batch).logits[:, 0].float().tolist()):
+                    out[i] = logit
+                self.forwards["single"] += len(part)
+        return out, cut  # type: ignore[return-value]
+
+    def _pooled(self, ids: list[int]) -> int:
+        """The position the classifier head reads: the last token that is not padding (as the model pools)."""
+        pad = self.model.config.get_text_config().pad_token_id
+        return max((p for p, t in enumerate(ids) if t != pad), default=0)
+
+    def _prefix_groups(self, ids: list[list[int]]) -> list[tuple[list[int], int]]:
+        """Texts in groups of at most ``batch_size`` that share a token prefix, each with the length of prefix
+        it can share: at most the group's common prefix, and short of every text's pooled position (each text
+        keeps at least that token of its own). Without shared prefixes every text is its own group."""
+        if not self.shared_prefix:
+            return [([i], 0) for i in range(len(ids))]
+        order = sorted(range(len(ids)), key=lambda i: ids[i])  # lexicographic: common prefixes end up adjacent
+        groups: list[tuple[list[int], int]] = []
+        for i in order:
+            if groups:
+                group, common = groups[-1]
+                first = ids[group[0]]
+                n = _common_prefix(first, ids[i], common)
+                if len(group) < self.batch_size and n >= self.MIN_SHARED:
+                    groups[-1] = (group + [i], min(n, self._pooled(ids[i])))
+                    continue
+            groups.append(([i], min(len(ids[i]), self._pooled(ids[i]))))
+        return [(g, n) if len(g) > 1 else (g, 0) for g, n in groups]
+
+    def _score_shared(self, ids: list[list[int]], shared: int) -> list[float]:
+        """Logits of texts whose first ``shared`` tokens are the same: one forward of the prefix, then the texts'
+        tails (right-padded) on copies of its cache."""
+        import torch
+
+        dev, n = self.device, len(ids)
+        backbone = getattr(self.model, self.model.base_model_prefix)
+        prefix = torch.tensor([ids[0][:shared]], device=dev)
+        cache = backbone(input_ids=prefix, use_cache=True).past_key_values
+        cache.batch_repeat_interleave(n)
+        tails = [t[shared:] for t in ids]
+        width = max(len(t) for t in tails)
+        tail_ids = torch.full((n, width), self.tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((n, shared + width), dtype=torch.long)
+        mask[:, :shared] = 1
+        for r, t in enumerate(tails):
+            tail_ids[r, : len(t)] = torch.tensor(t)
+            mask[r, shared : shared + len(t)] = 1
+        positions = torch.arange(shared, shared + width).expand(n, width)
+        hidden = backbone(input_ids=tail_ids.to(dev), attention_mask=mask.to(dev), position_ids=positions.to(dev),
+                          past_key_values=cache, use_cache=True).last_hidden_state
+        read = torch.tensor([self._pooled(t) - shared for t in ids], device=dev)
+        return self.model.score(hidden[torch.arange(n, device=dev), read]).float()[:, 0].tolist()
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int], limit: int | None = None) -> int:
+    """Length of the common prefix of two token lists (looked for up to ``limit`` tokens)."""
+    n = min(len(a), len(b), limit if limit is not None else len(a))
+    for p in range(n):
+        if a[p] != b[p]:
+            return p
+    return n

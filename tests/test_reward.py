@@ -151,6 +151,27 @@ def test_grm_judge_cli_rejects_a_missing_model(tmp_path, capsys):
     assert "neither a folder nor a model in the store" in capsys.readouterr().err
 
 
+def test_hf_meta_scorer_scores_texts_with_a_shared_prefix_as_separate_forwards_would(tmp_path):
+    from grm.reward import HFMetaScorer
+    from tests.tiny_lm import build_tiny_lm
+
+    folder = build_tiny_lm(tmp_path / "lm", max_positions=512)
+    query = "Query: " + " ".join(f"word{i}" for i in range(60)) + "\nResponse 1: yes.\nResponse 2: no.\n"
+    # four samples of one prompt (one of them a prefix of another), another prompt, and a text alone
+    texts = [query + "Analysis: fine. \\boxed{3, 7}", query + "Analysis: poor. \\boxed{8, 2}", query + "A",
+             query + "Analysis: fine. \\boxed{3, 7} and more", "Other " + query + "\\boxed{1, 2}",
+             "Other " + query + "\\boxed{5, 5}", "short"]
+    scorer = HFMetaScorer(str(folder), device="cpu", batch_size=3)  # an untrained head: random, fixed per load
+    got = scorer.score(texts)
+    # groups of at most batch_size texts: the first prompt's four as 3 + 1, the second prompt's two
+    assert scorer.forwards == {"shared": 5, "single": 2}
+    scorer.shared_prefix = False
+    want = scorer.score(texts)
+    assert scorer.forwards == {"shared": 5, "single": 9}
+    assert got[1] == want[1] and got[0] == pytest.approx(want[0], abs=1e-5)
+    assert len(set(round(x, 5) for x in want[0])) == len(texts)  # the texts differ, so do their scores
+
+
 def test_hf_meta_scorer_gives_one_logit_per_text_whatever_the_batch(tmp_path):
     import math
 
