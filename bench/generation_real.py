@@ -5,6 +5,7 @@ RM-Bench chat prompts, about 450 prompt tokens), k samples per prompt, ``--token
 temperature ``--temperature``. Cases, alternating within each repeat so that they share the machine's load:
 
 - hf: HFBackend (batch = all prompts, n = k, one shared prompt encoding per prompt);
+- hf-matmul: the same backend with the decode attention as matmuls instead of torch's fused CPU kernel;
 - hf-baseline: the same backend as of git revision ``--baseline-rev`` (before issue 17's changes), loaded
   from that revision's source, so that the speed-up is a ratio measured in this run;
 - generate: transformers ``generate(num_return_sequences=k)``, one prompt at a time;
@@ -18,7 +19,7 @@ and the decode roofline of bench/roofline.py at batch = prompts x k rows, with e
 fraction of it.
 
     PYTHONPATH=. python bench/generation_real.py --model /work/h17-store/models/smollm2/<id> \\
-        [--cases hf,hf-baseline,generate,vllm,pipeline,hf-bf16,vllm-bf16] [--repeats 2] [--md BENCHMARKS.md]
+        [--cases hf,hf-matmul,hf-baseline,generate,vllm,pipeline,hf-bf16,vllm-bf16] [--repeats 2] [--md BENCHMARKS.md]
 
 Tokens/s counts generated tokens (up to and including a stop token) of every sample.
 """
@@ -124,6 +125,17 @@ def main() -> None:
     if "hf" in cases:
         fns["hf"] = lambda: sample_tokens(hf.generate(reqs, params))
         warm["hf"] = lambda: hf.generate(reqs[:1], short)
+    if "hf-matmul" in cases:
+        import grm.generation.hf as hf_module
+
+        def matmul_attention():
+            saved, hf_module._FLASH_CPU = hf_module._FLASH_CPU, None
+            try:
+                return sample_tokens(hf.generate(reqs, params))
+            finally:
+                hf_module._FLASH_CPU = saved
+
+        fns["hf-matmul"] = matmul_attention
     if "hf-bf16" in cases:
         hf16 = HFBackend(a.model, device="cpu", dtype="bfloat16", batch_size=len(reqs))
         fns["hf-bf16"] = lambda: sample_tokens(hf16.generate(reqs, params))
@@ -229,7 +241,7 @@ def main() -> None:
     lines.append("")
     if "hf" in tps and "hf-baseline" in tps:
         lines.append(f"- hf vs hf-baseline ({a.baseline_rev[:7]}): {tps['hf'] / tps['hf-baseline']:.2f}x tokens/s")
-    for other in ("vllm", "generate"):
+    for other in ("hf-matmul", "vllm", "generate"):
         if "hf" in tps and other in tps:
             lines.append(f"- hf vs {other}: {tps['hf'] / tps[other]:.2f}x tokens/s")
     for fast in ("hf-bf16", "vllm-bf16"):

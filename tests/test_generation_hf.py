@@ -130,8 +130,15 @@ def stop_often(*backends):
         b.eos_ids = b.eos_ids | set(range(100, 132))
 
 
+@pytest.mark.parametrize("kernel", ["fused", "matmul"])
 @pytest.mark.parametrize("which", ["mistral", "llama-gqa"])
-def test_shared_prefix_logits_equal_the_expanded_cache_at_every_step(which, model_dir, gqa_dir, monkeypatch):
+def test_shared_prefix_logits_equal_the_expanded_cache_at_every_step(which, kernel, model_dir, gqa_dir, monkeypatch):
+    import grm.generation.hf as hf
+
+    if kernel == "fused":
+        assert hf._FLASH_CPU is not None  # this torch has its fused CPU attention with log-sum-exp
+    else:  # the matmul path, for a torch without it (and GPUs)
+        monkeypatch.setattr(hf, "_FLASH_CPU", None)
     folder = model_dir if which == "mistral" else gqa_dir
     params = SamplingParams(temperature=1.0, max_new_tokens=40, top_p=1.0)
     with HFBackend(folder, device="cpu", batch_size=4) as shared, HFBackend(folder, device="cpu", batch_size=4, shared_prefix=False) as expanded:

@@ -9,8 +9,9 @@ Shared prompt KV ("cascade" attention). After the prefill, each prompt's keys an
 ([prompts, kv heads, prompt length, head dim], with the prompt's left padding as a mask), and the tokens a
 sample generates go into a per-row suffix buffer allocated once for the token budget (``_SharedPrefixLayer``).
 A decode step attends in two parts (``_PrefixShare.attend``): all of a prompt's rows and query heads against
-the prompt's keys in one batched matmul (the prompt's KV is read once per step, not once per sample), and
-each row against its own suffix; the two softmax parts are merged exactly by their log-sum-exp. A finished row
+the prompt's keys in one batched call (the prompt's KV is read once per step, not once per sample), and
+each row against its own suffix; the two softmax parts are merged exactly by their log-sum-exp. On a CPU both
+parts run in torch's fused attention kernel, which returns the log-sum-exp; elsewhere as matmuls. A finished row
 is dropped from the small suffix buffer only; a prompt none of whose rows is left is dropped from the prefix.
 This needs standard scaled dot-product attention (``shared_prefix_blocker``): models with logit softcapping
 (Gemma-2), attention sinks, a sliding window shorter than the batch's span, or a model type not known here
@@ -214,6 +215,9 @@ class _PrefixShare:
         full = all(c == self.per_prompt for c in counts) and compact == sorted(compact)
         self.slot = None if full else torch.tensor([p * self.per_prompt + r for p, r in zip(compact, rank)], device=self.bias.device)
 
+    def _bias_as(self, dtype: torch.dtype) -> torch.Tensor:
+        return self.bias if self.bias.dtype == dtype else self.bias.to(dtype)
+
     def attend(self, module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float | None,
                kwargs: dict) -> torch.Tensor:
         """One decode step's attention of ``query`` [rows, heads, 1, head dim] against the row's prompt (the
@@ -232,33 +236,45 @@ class _PrefixShare:
         prompts, m = self.prompts, self.per_prompt
         q = query.reshape(rows, kv_heads, groups, dim) * (dim**-0.5 if scaling is None else scaling)
 
-        # (a) the prompt part: every row and query head of a prompt against the prompt's keys in one matmul
+        # (a) the prompt part: every row and query head of a prompt against the prompt's keys in one call
         grid = q if self.slot is None else q.new_zeros((prompts * m, kv_heads, groups, dim)).index_copy_(0, self.slot, q)
         grid = grid.view(prompts, m, kv_heads, groups, dim).transpose(1, 2).reshape(prompts, kv_heads, m * groups, dim)
-        s1 = torch.matmul(grid, layer.prefix_k.transpose(-1, -2)).float().add_(self.bias)  # [prompts, kv, m*g, width]
-        m1 = s1.amax(-1, keepdim=True)
-        p1 = s1.sub_(m1).exp_()
-        l1 = p1.sum(-1, keepdim=True)
-        o1 = torch.matmul(p1.to(layer.prefix_v.dtype), layer.prefix_v)  # [prompts, kv, m*g, dv]
 
         def per_row(t: torch.Tensor) -> torch.Tensor:  # [prompts, kv, m*g, x] -> [rows, kv, g, x]
-            t = t.view(prompts, kv_heads, m, groups, t.shape[-1]).transpose(1, 2).reshape(prompts * m, kv_heads, groups, t.shape[-1])
+            t = t.reshape(prompts, kv_heads, m, groups, t.shape[-1]).transpose(1, 2).reshape(prompts * m, kv_heads, groups, t.shape[-1])
             return t if self.slot is None else t.index_select(0, self.slot)
 
-        o1, m1, l1 = per_row(o1), per_row(m1), per_row(l1)
-        # (b) each row against its own generated tokens (never empty: the current token is there)
-        s2 = torch.matmul(q, key.transpose(-1, -2)).float()  # [rows, kv, g, generated]
-        m2 = s2.amax(-1, keepdim=True)
-        p2 = s2.sub_(m2).exp_()
-        l2 = p2.sum(-1, keepdim=True)
-        o2 = torch.matmul(p2.to(value.dtype), value)  # [rows, kv, g, dv]
-        # exact merge of the two softmax parts, each scaled to the common maximum
-        top = torch.maximum(m1, m2)
-        a1, a2 = (m1 - top).exp_(), (m2 - top).exp_()
-        out = (o1.float() * a1 + o2.float() * a2) / (l1 * a1 + l2 * a2)
+        if _FLASH_CPU is not None and query.device.type == "cpu":
+            # torch's fused CPU attention returns each part's log-sum-exp, which is all the merge needs
+            o1, lse1 = _FLASH_CPU(grid, layer.prefix_k, layer.prefix_v, 0.0, False, attn_mask=self._bias_as(grid.dtype), scale=1.0)
+            o2, lse2 = _FLASH_CPU(q, key, value, 0.0, False, scale=1.0)  # each row against its own generated tokens
+            lse1, lse2 = per_row(lse1.unsqueeze(-1)), lse2.unsqueeze(-1)
+            total = torch.logaddexp(lse1, lse2)
+            out = per_row(o1).float() * (lse1 - total).exp_() + o2.float() * (lse2 - total).exp_()
+        else:
+            s1 = torch.matmul(grid, layer.prefix_k.transpose(-1, -2)).float().add_(self.bias)  # [prompts, kv, m*g, width]
+            m1 = s1.amax(-1, keepdim=True)
+            p1 = s1.sub_(m1).exp_()
+            l1 = p1.sum(-1, keepdim=True)
+            o1 = torch.matmul(p1.to(layer.prefix_v.dtype), layer.prefix_v)  # [prompts, kv, m*g, dv]
+            o1, m1, l1 = per_row(o1), per_row(m1), per_row(l1)
+            # (b) each row against its own generated tokens (never empty: the current token is there)
+            s2 = torch.matmul(q, key.transpose(-1, -2)).float()  # [rows, kv, g, generated]
+            m2 = s2.amax(-1, keepdim=True)
+            p2 = s2.sub_(m2).exp_()
+            l2 = p2.sum(-1, keepdim=True)
+            o2 = torch.matmul(p2.to(value.dtype), value)  # [rows, kv, g, dv]
+            # exact merge of the two softmax parts, each scaled to the common maximum
+            top = torch.maximum(m1, m2)
+            a1, a2 = (m1 - top).exp_(), (m2 - top).exp_()
+            out = (o1.float() * a1 + o2.float() * a2) / (l1 * a1 + l2 * a2)
         self.attended += 1
         return out.to(query.dtype).reshape(rows, 1, heads, dv)
 
+
+# torch's fused CPU attention with the log-sum-exp of each query (what merging two parts exactly needs); None
+# where this torch lacks it: the decode attention then runs as matmuls and softmax parts
+_FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
 
 _ATTENTION = "grm_shared_prefix"
 # model types whose attention is plain scaled dot-product attention (sliding windows checked per batch): their
