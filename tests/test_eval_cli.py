@@ -63,3 +63,25 @@ def test_eval_names_a_missing_model_and_a_dead_endpoint(tmp_path):
     assert missing.returncode == 2 and "--model ./no-such-model: no such folder" in missing.stderr
     dead = grm("eval", "--model", "openai:http://127.0.0.1:9/v1", *data, "--store", str(tmp_path / "s"), home=tmp_path / "p")
     assert dead.returncode == 2 and "the endpoint does not answer" in dead.stderr and "Traceback" not in dead.stderr
+
+
+def test_a_bare_model_name_is_a_store_model_unless_a_model_folder_has_that_name(tmp_path, monkeypatch):
+    import argparse
+
+    from flows.cli_eval import eval_config
+
+    (tmp_path / "grm").mkdir()  # the project's own package folder, in the project root
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+
+    def judge(model: str, meta: str | None = None) -> dict:
+        args = argparse.Namespace(format=["judgebench"], data=[[str(tmp_path)]], k=2, model=model, meta_rm=meta,
+                                  served_model=None, backend="hf", max_new_tokens=8, per_subset=None, seed=0)
+        return eval_config(args)["judge"]
+
+    assert judge("grm", "metarm")["models"] == ["grm"] and judge("grm", "metarm")["meta_rm"] == "metarm"
+    assert judge("mine")["models"] == [str((tmp_path / "mine").resolve())]
+    assert judge("./grm")["models"] == [str((tmp_path / "grm").resolve())]  # an explicit path stays a path
+    with pytest.raises(ValueError, match="--meta-rm ./gone: no such folder"):
+        judge("grm", "./gone")
