@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_store(p: argparse.ArgumentParser) -> None:
@@ -25,6 +26,18 @@ def store_command() -> str:
     import sys
 
     return "grm " + shlex.join(sys.argv[1:])
+
+
+def model_folder(flag: str, value: str) -> Path | None:
+    """The model folder a command-line model argument names, or None where it names a store model. A path (it
+    has a '/' or starts with '.') must exist; a bare name is a folder only where that folder holds a config.json,
+    so `--model grm` in the project root means the store's GRM, not the `grm/` package beside it."""
+    path = Path(value)
+    if "/" in value or value.startswith("."):
+        if not path.exists():
+            raise ValueError(f"{flag} {value}: no such folder")
+        return path.resolve()
+    return path.resolve() if (path / "config.json").is_file() else None
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:

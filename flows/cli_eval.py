@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from flows.cli_args import STORE_BUSY_EXIT, add_lock_wait, add_store, store_command
+from flows.cli_args import STORE_BUSY_EXIT, add_lock_wait, add_store, model_folder, store_command
 
 STAGES = ["curate", "judge", "evaluate"]
 OPENAI = "openai:"
@@ -51,18 +51,6 @@ def _served_model(url: str) -> str:
     return r.json()["data"][0]["id"]
 
 
-def _local_model(flag: str, value: str) -> str:
-    """A path (it has a '/' or starts with '.') must exist; a bare name is a model folder only where that folder
-    holds a config.json, else a store model: `--model grm` run in the project root means the store's GRM, not
-    the `grm/` package beside it."""
-    path = Path(value)
-    if "/" in value or value.startswith("."):
-        if not path.exists():
-            raise ValueError(f"{flag} {value}: no such folder")
-        return str(path.resolve())
-    return str(path.resolve()) if (path / "config.json").is_file() else value
-
-
 def eval_config(args: argparse.Namespace) -> dict:
     """The pipeline config of one `grm eval` command (raises ValueError naming a bad argument)."""
     from grm.formats import FORMATS
@@ -90,11 +78,13 @@ def eval_config(args: argparse.Namespace) -> dict:
             raise ValueError(f"--model {model}: the endpoint does not answer ({type(e).__name__}: {e})") from None
         generation.update(backend="openai", openai={"base_url": url, "model": served})
     else:
-        model = _local_model("--model", model)
+        folder = model_folder("--model", model)
+        model = str(folder) if folder else model
     judge = {"models": [model], "voting_models": [model], "k_max": args.k, "meta_scores": bool(args.meta_rm),
              "meta_guides": model, "per_subset": args.per_subset}
     if args.meta_rm:
-        judge["meta_rm"] = _local_model("--meta-rm", args.meta_rm)
+        folder = model_folder("--meta-rm", args.meta_rm)
+        judge["meta_rm"] = str(folder) if folder else args.meta_rm
     return {"seed": args.seed, "data": {"sources": sources}, "generation": generation, "judge": judge,
             "models": {"dtype": "float32" if args.backend == "hf" else "auto"}}
 

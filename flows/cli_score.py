@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from flows.cli_args import add_model_arguments, add_store
+from flows.cli_args import add_model_arguments, add_store, model_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,14 +53,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _model_path(name: str, store_dir: str | None, kind: str) -> str:
-    """A folder as given, else the newest published model of that name in the store."""
-    if Path(name).is_dir():
-        return name
+    """A model folder (cli_args.model_folder's rule), else the newest published model of that name in the store."""
+    folder = model_folder(kind, name)
+    if folder is not None:
+        return str(folder)
     from storage import Store
 
     ref = Store.resolve(store_dir).newest("models", name)
     if ref is None:
-        raise FileNotFoundError(f"{kind} {name!r} is neither a folder nor a model in the store")
+        raise FileNotFoundError(f"{kind} {name!r} is neither a model folder (with a config.json) nor a model in the store")
     return ref.path
 
 
@@ -80,7 +80,7 @@ def _build_scorer(args: argparse.Namespace, who: str):
         meta = _model_path(args.meta_rm, args.store, "meta RM") if args.meta_rm else None
         trust = ModelTrust(args.allow_pickle, args.trust_remote_code)
         backend = make_backend(model, GenerationConfig(device=args.device, max_new_tokens=args.max_new_tokens), trust=trust)
-    except (FileNotFoundError, BackendError) as e:
+    except (FileNotFoundError, ValueError, BackendError) as e:
         print(f"grm {who}: {e}", file=sys.stderr)
         return None
     meta_scorer = HFMetaScorer(meta, device=args.device, trust=trust) if meta else None

@@ -85,3 +85,17 @@ def test_a_bare_model_name_is_a_store_model_unless_a_model_folder_has_that_name(
     assert judge("./grm")["models"] == [str((tmp_path / "grm").resolve())]  # an explicit path stays a path
     with pytest.raises(ValueError, match="--meta-rm ./gone: no such folder"):
         judge("grm", "./gone")
+
+
+def test_score_and_the_grpo_example_resolve_a_bare_name_by_the_same_rule(tmp_path, monkeypatch):
+    from flows.cli_score import _model_path  # also the policy and GRM of examples/grm_reward_grpo.py
+
+    (tmp_path / "grm").mkdir()  # no config.json: not a model folder
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="'grm' is neither a model folder .* nor a model in the store"):
+        _model_path("grm", str(tmp_path / "store"), "GRM")
+    assert _model_path("mine", str(tmp_path / "store"), "GRM") == str((tmp_path / "mine").resolve())
+    with pytest.raises(ValueError, match="policy ./gone: no such folder"):
+        _model_path("./gone", str(tmp_path / "store"), "policy")
