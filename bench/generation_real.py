@@ -1,7 +1,8 @@
 """Generation speed on a real model at real prompt lengths, side by side in one run (issue 17).
 
-GRM prompts built from RM-Bench chat items (the concise-vs-concise pair of each of the first ``--prompts``
-RM-Bench chat prompts, about 450 prompt tokens), k samples per prompt, ``--tokens`` new tokens at
+GRM prompts built from RM-Bench chat items (one style pair, ``--pair``, of each of the first ``--prompts``
+RM-Bench chat prompts: pair 0, concise vs concise, is about 460 prompt tokens; pair 4, detailed vs detailed,
+about 1,200; pair 8, markdown vs markdown, about 1,300), k samples per prompt, ``--tokens`` new tokens at
 temperature ``--temperature``. Cases, alternating within each repeat so that they share the machine's load:
 
 - hf: HFBackend (batch = all prompts, n = k, one shared prompt encoding per prompt);
@@ -19,7 +20,7 @@ and the decode roofline of bench/roofline.py at batch = prompts x k rows, with e
 fraction of it.
 
     PYTHONPATH=. python bench/generation_real.py --model /work/h17-store/models/smollm2/<id> \\
-        [--cases hf,hf-matmul,hf-baseline,generate,vllm,pipeline,hf-bf16,vllm-bf16] [--repeats 2] [--md BENCHMARKS.md]
+        [--cases hf,hf-matmul,hf-baseline,generate,vllm,pipeline,hf-bf16,vllm-bf16] [--pair 0-8] [--repeats 2] [--md BENCHMARKS.md]
 
 Tokens/s counts generated tokens (up to and including a stop token) of every sample.
 """
@@ -54,12 +55,15 @@ RM_BENCH_CHAT = "rm_bench/data/chat_filtered.json"
 BASELINE_REV = "68ce6ab257bd1c79bb3b57315eda028095a5c637"  # grm/generation/hf.py before issue 17
 
 
-def rm_bench_items(data: Path, n_prompts: int) -> list[dict]:
-    """The first item (concise chosen vs concise rejected) of each of the first ``n_prompts`` RM-Bench chat prompts."""
+def rm_bench_items(data: Path, n_prompts: int, pair: int = 0) -> list[dict]:
+    """Style pair ``pair`` (0-8: chosen style x rejected style, concise / detailed / markdown, in RM-Bench's
+    order) of each of the first ``n_prompts`` RM-Bench chat prompts."""
     from grm.formats.importer import import_source
 
+    if not 0 <= pair < 9:
+        raise SystemExit(f"--pair {pair}: RM-Bench has nine style pairs per prompt, 0 to 8")
     items = import_source("rm_bench", "rm_bench", [str(data / RM_BENCH_CHAT)], limit=n_prompts).items
-    return items[::9]  # nine style pairs per prompt
+    return items[pair::9]
 
 
 def requests_for(items: list[dict], k: int) -> list[Request]:
@@ -98,6 +102,7 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="a transformers model folder (e.g. a published store model)")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data")
     ap.add_argument("--prompts", type=int, default=6)
+    ap.add_argument("--pair", type=int, default=0, help="RM-Bench style pair 0-8 (0: ~460 prompt tokens, 8: ~1,300)")
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--temperature", type=float, default=0.5)
@@ -112,7 +117,7 @@ def main() -> None:
     a = ap.parse_args()
     cases = a.cases.split(",")
 
-    items = rm_bench_items(a.data, a.prompts)
+    items = rm_bench_items(a.data, a.prompts, a.pair)
     reqs = requests_for(items, a.k)
     params = SamplingParams(temperature=a.temperature, max_new_tokens=a.tokens, top_p=1.0)
     fns, warm, notes, closers = {}, {}, [], []
@@ -221,7 +226,7 @@ def main() -> None:
         hf.close()
         bench_pipeline(a.model, reqs, params, a.repeats, items=items, timings=pipe_timings)
 
-    head = (f"{len(reqs)} GRM prompts from RM-Bench chat items ({min(prompt_lens)}-{max(prompt_lens)} prompt tokens, mean "
+    head = (f"{len(reqs)} GRM prompts from RM-Bench chat items, style pair {a.pair} ({min(prompt_lens)}-{max(prompt_lens)} prompt tokens, mean "
             f"{statistics.mean(prompt_lens):.0f}), k={a.k}, {a.tokens} new tokens, temperature {a.temperature}, top_p 1; "
             f"model {Path(a.model).name} ({shape.layers} layers, hidden {shape.hidden}, {shape.flops_per_token / 1e9:.2f} GFLOP "
             f"per token), CPU, torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
