@@ -148,7 +148,7 @@ def test_grm_judge_cli_on_a_tiny_model(tmp_path, capsys):
 def test_grm_judge_cli_rejects_a_missing_model(tmp_path, capsys):
     rc = grm_main(["score", "--model", "nothing-here", "--store", str(tmp_path), "--query", "q", "--response", "a"])
     assert rc == 2
-    assert "neither a folder nor a model in the store" in capsys.readouterr().err
+    assert "is neither a model folder (with a config.json) nor a model in the store" in capsys.readouterr().err
 
 
 def test_hf_meta_scorer_scores_texts_with_a_shared_prefix_as_separate_forwards_would(tmp_path):
