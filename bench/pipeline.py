@@ -91,24 +91,28 @@ def run(config: str, store: Path, home: Path, overrides: list[str]) -> tuple[flo
     return time.perf_counter() - t0, peak, "".join(out), stages
 
 
-def generation_by_stage(store: Store) -> dict[str, float]:
-    """Seconds spent inside the sampling shards (the backend generating, from the shard logs), per stage."""
+def generation_by_stage(store: Store, since: float, until: float) -> dict[str, float]:
+    """Seconds spent inside the sampling shards (the backend generating, from the shard logs), per stage, of the
+    shards sampled between ``since`` and ``until`` (epoch seconds): a resumed or cached stage's older shards, and
+    those of an interrupted attempt under another work key, are not this run's work."""
     out: dict[str, float] = {}
     for log in (store.root / "work").rglob("shards.jsonl"):
         stage = log.relative_to(store.root / "work").parts[0]
         for line in log.read_text().splitlines():
             e = json.loads(line)
-            out[stage] = out.get(stage, 0.0) + e["ended"] - e["started"]
+            if since <= e["started"] and e["ended"] <= until:
+                out[stage] = out.get(stage, 0.0) + e["ended"] - e["started"]
     return out
 
 
-def model_seconds(store: Store) -> dict[str, float]:
-    """Generation seconds (shard logs) and training seconds (model manifests) of the newest run."""
-    gen = sum(generation_by_stage(store).values())
+def model_seconds(store: Store, since: float, until: float) -> dict[str, float]:
+    """Generation seconds (shard logs) and training seconds (model manifests) of the run between ``since`` and
+    ``until`` (a model published before it, by a cached stage, is not counted)."""
+    gen = sum(generation_by_stage(store, since, until).values())
     train = 0.0
     for name in ("base", "warm", "rft", "grm", "metarm"):
         ref = store.newest("models", name)
-        if ref is None:
+        if ref is None or not since <= Path(ref.path).stat().st_mtime <= until:
             continue
         extra = store.manifest(ref)["extra"]
         m = extra.get("metrics") or {}
@@ -126,10 +130,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(args.store or Path(tmp) / "store")
         home = Path(tmp) / "prefect"
+        since = time.time()
         first_s, first_peak, _, stages = run(args.config, store_dir, home, args.overrides)
+        until = time.time()
         store = Store(store_dir)
-        model = model_seconds(store)
-        by_stage = generation_by_stage(store)
+        model = model_seconds(store, since, until)
+        by_stage = generation_by_stage(store, since, until)
         second_s, second_peak, out, _ = run(args.config, store_dir, home, args.overrides)
         summary = out.split("\nrun ", 1)[-1]
         states = re.findall(r"^\s+(\w+)\s+(\w+)$", summary, re.M)
