@@ -20,10 +20,16 @@ ap.add_argument('--temp', type=float, default=1.0); ap.add_argument('--steps', t
 ap.add_argument('--bs', type=int, default=16); ap.add_argument('--lr', type=float, default=5e-4)
 ap.add_argument('--eval', type=int, default=300); ap.add_argument('--threads', type=int, default=2)
 ap.add_argument('--rounds', type=int, default=1); ap.add_argument('--k', type=int, default=8)
+ap.add_argument('--seed', type=int, default=None, help="tiny.yaml's world for this seed (default: the default world)")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 tok = AutoTokenizer.from_pretrained(a.base); model = AutoModelForCausalLM.from_pretrained(a.base)
-world = MiniWorldConfig(train_items=a.train, eval_items=a.eval)
+if a.seed is None:
+    world = MiniWorldConfig(train_items=a.train, eval_items=a.eval)
+else:
+    from grm.config import load_config
+    world = load_config(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'configs', 'tiny.yaml'),
+                        [f'seed={a.seed}']).data.miniworld.model_copy(update={'train_items': a.train, 'eval_items': a.eval})
 train = generate_items(world, 'train'); ev = generate_items(world, 'eval')
 for rnd in range(a.rounds):
     model.eval()

@@ -90,6 +90,15 @@ def working(store: Path) -> dict[str, float]:
         out[f"{label}: careful share"] = 100 * w["careful"] / max(w["items"], 1)
         out[f"{label}: careful, working right"] = w["working right %"]
         out[f"{label}: careful, responses copied right"] = w["copied right %"]
+    # what rejective fine-tuning trained on: the careful share of the accepted trajectories (hinted ones aside,
+    # which follow the hint), against the careful share of all unhinted samples
+    from grm.miniworld.teacher import is_shortcut
+
+    _, rows = run_query(st, "select completion, accepted from rft_samples where not hinted")
+    careful = [not is_shortcut(c) for c, _ in rows]
+    kept = [k for (_, a), k in zip(rows, careful) if a]
+    out["RFT samples (unhinted): careful share"] = 100 * sum(careful) / max(len(careful), 1)
+    out["RFT accepted (unhinted): careful share"] = 100 * sum(kept) / max(len(kept), 1)
     return out
 
 
