@@ -285,9 +285,6 @@ class BootstrapConfig(Strict):
     # corpus items shown solved rather than judged (the query, then the task's working): what pretraining teaches a
     # real LLM about the tasks, and dense practice in copying operands and computing; 0 keeps the judgments only
     solution_share: float = Field(default=0.0, ge=0, le=1)
-    # each response header (`Response 2:`) one token of the bootstrap's tokenizer, so that a judgment copies a
-    # response's value by one-token lookup (an induction head) instead of matching the two tokens `2` `:`
-    response_tokens: bool = False
     threads: int | None = Field(default=None, ge=1)  # torch threads; None: torch's default
     train: TrainerConfig = TrainerConfig(learning_rate=1e-3, batch_size=32, per_device_batch_size=32, max_steps=600)
 

@@ -6,7 +6,6 @@ import json
 import os
 import random
 import re
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -287,29 +286,3 @@ def test_bench_working_checker_reads_teacher_judgments_right(items):
         else:
             assert not t["careful"]
     assert min(seen.values()) >= 10, seen
-
-
-def test_response_tokens_make_each_response_header_one_token_that_reloads_the_same():
-    """bootstrap.response_tokens: `Response 2:` is one token of the trained tokenizer wherever it occurs (prompt and
-    judgment), so a judgment copies a response's value after one matching token; the saved folder reloads to
-    the same ids, and text still round-trips."""
-    from transformers import AutoTokenizer
-
-    from grm.miniworld.bootstrap import build_corpus, response_headers, train_tokenizer
-
-    assert response_headers(TEMPLATES) == ["Response 1:", "Response 2:", "Response 3:", "Response 4:"]
-    assert response_headers(Templates.default())[1] == "[Start of Response 2]"  # the last line before the text
-    world = MiniWorldConfig(tasks={"add": 1.0}, train_items=40, eval_items=40)
-    corpus = build_corpus(world, BootstrapConfig(corpus_items=300), TEMPLATES, seed=0)
-    texts = [m["content"] for e in corpus for m in e.messages] + [e.judgment for e in corpus]
-    plain = train_tokenizer(texts, 300, 512)
-    tok = train_tokenizer(texts, 300, 512, response_headers(TEMPLATES))
-    text = "Response 1: 12\nResponse 2: 3\nAnalysis: 4 + 8 = 12. Response 2: 3, a mismatch."
-    ids = tok(text, add_special_tokens=False)["input_ids"]
-    header = tok.convert_tokens_to_ids("Response 2:")
-    assert ids.count(header) == 2 and tok.convert_tokens_to_ids("Response 1:") in ids
-    assert tok.decode(ids) == text
-    assert plain.convert_tokens_to_ids("Response 2:") in (None, plain.unk_token_id)  # off: BPE as before
-    with tempfile.TemporaryDirectory() as d:
-        tok.save_pretrained(d)
-        assert AutoTokenizer.from_pretrained(d)(text, add_special_tokens=False)["input_ids"] == ids

@@ -34,7 +34,7 @@ from grm.config import BootstrapConfig, MiniWorldConfig
 from grm.miniworld import teacher
 from grm.miniworld.families import TASKS
 from grm.miniworld.world import generate_items
-from grm.prompts import Templates, as_chat, grm_prompt, render_responses
+from grm.prompts import Templates, as_chat, grm_prompt
 from grm.rules import is_correct, item_truth
 from grm.seeds import derive_seed
 
@@ -42,7 +42,6 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 EOS, PAD = "<|im_end|>", "<|pad|>"
 SOLUTION = "solution"  # Example.mode of a corpus item shown solved, not judged
 TOKENIZER_EXAMPLES = 4000
-MAX_RESPONSES = 4  # the world's largest item (listwise, 4 responses)
 # Qwen2's split pattern with `\p{N}` -> ` ?\p{N}`: digits stay one per token but keep a leading space, so
 # "Response 2: 7" and a judgment's "Response 2: 7" share the tokens " 2" ":" " 7" (measured: with the space
 # as a token of its own, a 0.7M model copied only half the responses right after 6M tokens).
@@ -126,11 +125,9 @@ def _solution(item: dict) -> Example:
     return Example([dict(m) for m in item["conversation"]], working, SOLUTION, True)
 
 
-def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int, phrases: Sequence[str] = ()):
-    """Byte-level BPE (Qwen2-style pre-tokenizer, see PRETOKENIZE_REGEX) as a fast HF tokenizer with ChatML.
-
-    ``phrases`` become one token each, whole (for example the response headers, see response_headers)."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int):
+    """Byte-level BPE (Qwen2-style pre-tokenizer, see PRETOKENIZE_REGEX) as a fast HF tokenizer with ChatML."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token=None))
@@ -147,25 +144,12 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int, phra
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
     tok.train_from_iterator(texts, trainer)
-    if phrases:
-        tok.add_tokens([AddedToken(p, normalized=False) for p in phrases])
     hf = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token=EOS, pad_token=PAD, bos_token=None, unk_token=None,
         model_max_length=max_length, padding_side="left",
     )
     hf.chat_template = CHAT_TEMPLATE
     return hf
-
-
-def response_headers(templates: Templates, max_responses: int = MAX_RESPONSES) -> list[str]:
-    """The last line before each response's text in the rendered responses, without trailing spaces
-    (``Response 2:`` for the block ``Response {{i}}: {{response}}``): the key a judgment copies a response by."""
-    heads = []
-    for n in range(1, max_responses + 1):
-        head = render_responses(["\x00"] * n, templates).split("\x00")[n - 1].rstrip().split("\n")[-1]
-        if head:
-            heads.append(head)
-    return heads
 
 
 def build_model(tokenizer, cfg: BootstrapConfig, max_length: int, seed: int):
@@ -299,8 +283,7 @@ def bootstrap(
     # The world's vocabulary is small: a few thousand examples show every word the tokenizer needs.
     sample = examples[:TOKENIZER_EXAMPLES]
     texts = [m["content"] for e in sample for m in e.messages] + [e.judgment for e in sample]
-    phrases = response_headers(templates) if cfg.response_tokens else ()
-    tokenizer = train_tokenizer(texts, cfg.vocab_size, max_length, phrases)
+    tokenizer = train_tokenizer(texts, cfg.vocab_size, max_length)
     encoded = encode(tokenizer, examples, max_length)
     t2 = time.perf_counter()
     model = build_model(tokenizer, cfg, max_length, seed)
