@@ -56,23 +56,51 @@ def shape(item):
 def mode_of(text):
     return 'shortcut' if is_shortcut(text) else 'careful'
 
+def _answer_text(answer):
+    return ' '.join(map(str, answer)) if isinstance(answer, (list, tuple)) else str(answer)
+
 def working_stats(judged):
     """Of (item, completion, permutation) judgments: how many are careful (not a shortcut), how often a careful
-    one writes the right working (the task's working with the right answer), and how often it copies a shown
-    response right (`Response i: x, a ...` against the i-th response in the order it was shown)."""
-    n = careful = working = copied = copies = 0
+    one writes the right working (the task's working with the right answer), how often it copies a shown
+    response right (`Response i: x, a ...` against the i-th response in the order it was shown), and the two
+    steps after those: in judgments with the right working, how often a verdict (`a match` / `a mismatch`) is
+    right for the value written, and how often the boxed scores follow the verdicts (every match above every
+    mismatch; a single response's 0/1 score its verdict)."""
+    n = careful = working = copied = copies = verdicts = verdicts_right = follow = follow_n = 0
     for it, text, perm in judged:
         n += 1
         if mode_of(text) != 'careful':
             continue
         careful += 1
         m = json.loads(it['meta'])
-        working += TASKS[m['task']].working(m['args'], m['answer']) in text
+        right_working = TASKS[m['task']].working(m['args'], m['answer']) in text
+        working += right_working
         resp = shown(it['responses'], perm)
         copies += len(resp)
-        copied += sum(1 for i, x in re.findall(r'Response (\d+): (.*?), a', text) if 0 < int(i) <= len(resp) and resp[int(i) - 1] == x)
+        found = re.findall(r'Response (\d+): (.*?), a (match|mismatch)', text)
+        copied += sum(1 for i, x, _ in found if 0 < int(i) <= len(resp) and resp[int(i) - 1] == x)
+        if right_working:
+            verdicts += len(found)
+            verdicts_right += sum((x == _answer_text(m['answer'])) == (v == 'match') for _, x, v in found)
+        said = {int(i): v == 'match' for i, _, v in found if 0 < int(i) <= len(resp)}
+        box = re.findall(r'\\boxed\{([^}]*)\}', text)
+        if len(said) == len(resp) and box:
+            try:
+                sc = [float(v) for v in box[-1].split(',')]
+            except ValueError:
+                continue
+            if len(sc) != len(resp):
+                continue
+            follow_n += 1
+            if len(resp) == 1:
+                follow += sc[0] == float(said[1])
+            else:
+                hi = [sc[i - 1] for i, v in said.items() if v]; lo = [sc[i - 1] for i, v in said.items() if not v]
+                follow += bool(hi) and (not lo or min(hi) > max(lo))
     return {'items': n, 'careful': careful, 'working right %': 100 * working / max(careful, 1),
-            'copied right %': 100 * copied / max(copies, 1)}
+            'copied right %': 100 * copied / max(copies, 1),
+            'verdicts right %': 100 * verdicts_right / max(verdicts, 1),
+            'scores follow verdicts %': 100 * follow / max(follow_n, 1)}
 
 def evaluate(model, tok, items, k=8, temp=0.5, max_new=120, log=print, do_sampling=True):
     t0 = time.time()

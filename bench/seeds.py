@@ -90,6 +90,8 @@ def working(store: Path) -> dict[str, float]:
         out[f"{label}: careful share"] = 100 * w["careful"] / max(w["items"], 1)
         out[f"{label}: careful, working right"] = w["working right %"]
         out[f"{label}: careful, responses copied right"] = w["copied right %"]
+        out[f"{label}: right working, verdicts right"] = w["verdicts right %"]
+        out[f"{label}: careful, scores follow verdicts"] = w["scores follow verdicts %"]
     # what rejective fine-tuning trained on: the careful share of the accepted trajectories (hinted ones aside,
     # which follow the hint), against the careful share of all unhinted samples
     from grm.miniworld.teacher import is_shortcut
