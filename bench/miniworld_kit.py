@@ -56,9 +56,6 @@ def shape(item):
 def mode_of(text):
     return 'shortcut' if is_shortcut(text) else 'careful'
 
-def _answer_text(answer):
-    return ' '.join(map(str, answer)) if isinstance(answer, (list, tuple)) else str(answer)
-
 def working_stats(judged):
     """Of (item, completion, permutation) judgments: how many are careful (not a shortcut), how often a careful
     one writes the right working (the task's working with the right answer), how often it copies a shown
@@ -81,19 +78,13 @@ def working_stats(judged):
         copied += sum(1 for i, x, _ in found if 0 < int(i) <= len(resp) and resp[int(i) - 1] == x)
         if right_working:
             verdicts += len(found)
-            verdicts_right += sum((x == _answer_text(m['answer'])) == (v == 'match') for _, x, v in found)
+            verdicts_right += sum((x == m['answer']) == (v == 'match') for _, x, v in found)  # answer: the solved text
         said = {int(i): v == 'match' for i, _, v in found if 0 < int(i) <= len(resp)}
-        box = re.findall(r'\\boxed\{([^}]*)\}', text)
-        if len(said) == len(resp) and box:
-            try:
-                sc = [float(v) for v in box[-1].split(',')]
-            except ValueError:
-                continue
-            if len(sc) != len(resp):
-                continue
+        _, sc = parse_scores(text, len(resp), BINARY if len(resp) == 1 else GRADED)
+        if len(said) == len(resp) and sc:
             follow_n += 1
             if len(resp) == 1:
-                follow += sc[0] == float(said[1])
+                follow += sc[0] == int(said[1])
             else:
                 hi = [sc[i - 1] for i, v in said.items() if v]; lo = [sc[i - 1] for i, v in said.items() if not v]
                 follow += bool(hi) and (not lo or min(hi) > max(lo))
