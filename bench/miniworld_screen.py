@@ -31,10 +31,13 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
 
     from grm import cpu_numerics
-    from grm.config import load_config
+    from grm.config import ConfigError, load_config
 
-    cfg = load_config(a.config, [f"seed={a.seed}", *a.overrides])
-    cpu_numerics.apply(cfg.models.cpu_numerics)  # before torch loads
+    try:
+        cfg = load_config(a.config, [f"seed={a.seed}", *a.overrides])
+        cpu_numerics.apply(cfg.models.cpu_numerics)  # before torch loads
+    except (ConfigError, cpu_numerics.NumericsError) as e:
+        raise SystemExit(f"bench.miniworld_screen: {e}")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
