@@ -283,6 +283,8 @@ def bootstrap(
     # The world's vocabulary is small: a few thousand examples show every word the tokenizer needs.
     sample = examples[:TOKENIZER_EXAMPLES]
     texts = [m["content"] for e in sample for m in e.messages] + [e.judgment for e in sample]
+    # The chat template's role names too, or each costs the model several tokens in every example.
+    texts += [role for e in sample for role in [m["role"] for m in e.messages] + ["assistant"]]
     tokenizer = train_tokenizer(texts, cfg.vocab_size, max_length)
     encoded = encode(tokenizer, examples, max_length)
     t2 = time.perf_counter()
