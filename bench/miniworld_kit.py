@@ -4,7 +4,6 @@ Not the pipeline's judge stage: a self-contained harness to size the miniature w
 """
 import collections
 import json
-import re
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from grm.voting import vote
 from grm.shuffling import permutation, shown, to_original, identity
 from grm.prompts import grm_prompt, as_chat, Templates
 from grm.miniworld.families import TASKS
+from grm.miniworld import teacher
 from grm.miniworld.teacher import is_shortcut
 
 TEMPL = Templates.load({'grm': 'templates/miniworld_grm.txt', 'single': 'templates/miniworld_single.txt', 'response': 'templates/miniworld_response.txt'},
@@ -74,12 +74,12 @@ def working_stats(judged):
         working += right_working
         resp = shown(it['responses'], perm)
         copies += len(resp)
-        found = re.findall(r'Response (\d+): (.*?), a (match|mismatch)', text)
-        copied += sum(1 for i, x, _ in found if 0 < int(i) <= len(resp) and resp[int(i) - 1] == x)
+        found = teacher.verdicts(text)
+        copied += sum(1 for i, x, _, _ in found if 0 < i <= len(resp) and resp[i - 1] == x)
         if right_working:
             verdicts += len(found)
-            verdicts_right += sum((x == m['answer']) == (v == 'match') for _, x, v in found)  # answer: the solved text
-        said = {int(i): v == 'match' for i, _, v in found if 0 < int(i) <= len(resp)}
+            verdicts_right += sum((x == m['answer']) == said for _, x, _, said in found)  # answer: the solved text
+        said = {i: v for i, _, _, v in found if 0 < i <= len(resp)}
         _, sc = parse_scores(text, len(resp), BINARY if len(resp) == 1 else GRADED)
         if len(said) == len(resp) and sc:
             follow_n += 1

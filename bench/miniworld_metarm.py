@@ -30,7 +30,7 @@ import time
 
 from grm.metrics import roc_auc
 from grm.miniworld.families import TASKS
-from grm.miniworld.teacher import is_shortcut
+from grm.miniworld.teacher import is_shortcut, verdicts
 from grm.parsing import BINARY, GRADED, parse_scores
 from grm.prompts import JUDGMENT_MARK, RESPONSE_MARK
 from grm.rules import is_correct, item_truth
@@ -41,7 +41,6 @@ from storage.store import NoArtifact, Store
 
 SHOWN = re.compile(r"^Response (\d+): (.*)$", re.M)  # configs/templates/miniworld_response.txt
 CHECKED = ("add", "max", "count")  # the families whose working the checker reads (tiny.yaml's)
-SAID = re.compile(r"Response (\d+): ([^,]+), a (match|mismatch)")
 
 
 def trajectory(row: dict, item: dict) -> dict:
@@ -67,11 +66,11 @@ def trajectory(row: dict, item: dict) -> dict:
     m = re.match(r"\s*(.*?)\.(?:\s|$)", analysis)
     working = m.group(1) if m else ""
     claimed = re.sub(r" times$", "", working).rsplit(" ", 1)[-1] if working else None
-    said = SAID.findall(judgment)
+    said = verdicts(judgment)
     flags = {
         "working": careful and task.working(meta["args"], answer) == working,
-        "copies": careful and all(int(i) <= n and shown[int(i) - 1] == v for i, v, _ in said),
-        "verdicts": careful and all((v == claimed) == (mm == "match") for _, v, mm in said),
+        "copies": careful and all(i <= n and shown[i - 1] == v for i, v, _, _ in said),
+        "verdicts": careful and all((v == claimed) == match for _, v, _, match in said),
     }
     truth = item_truth(item["label_kind"], item["best"], item["ratings"])
     return {**row, "scores": orig, "correct": is_correct(orig, **truth),

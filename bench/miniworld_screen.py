@@ -1,6 +1,6 @@
 """Screen a bootstrap setting over seeds without the rest of the pipeline (not a test): for each seed, the
 `bootstrap` stage's own function on tiny.yaml with `--set` overrides, then how often the model's careful greedy
-judgments on that seed's eval split get each step of a careful judgment right (bench.miniworld_kit.working_stats:
+judgments (or samples, `--temperature`) on a validation draw get each step of a careful judgment right (bench.miniworld_kit.working_stats:
 working, response copies, verdicts, scores that follow them), per task.
 
     .venv/bin/python -m bench.miniworld_screen --seed 1 --out /tmp/screen/s1 [--set PATH=VALUE ...] [--items 300]
@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--out", required=True, help="folder for the bootstrapped model")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
-    ap.add_argument("--items", type=int, default=300, help="eval items of the seed's world to judge greedily")
+    ap.add_argument("--items", type=int, default=300, help="validation items to judge greedily")
+    ap.add_argument("--temperature", type=float, default=0.0, help="0: greedy; 1.0 samples as RFT does")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
     a = ap.parse_args(argv)
 
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     from grm.miniworld.bootstrap import bootstrap
     from grm.miniworld.world import generate_items
     from grm.prompts import Templates
+    from grm.seeds import derive_seed
     from grm.shuffling import identity
 
     boot = cfg.bootstrap if a.threads is None else cfg.bootstrap.model_copy(update={"threads": a.threads})
@@ -55,8 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     tok = AutoTokenizer.from_pretrained(a.out)
     model = AutoModelForCausalLM.from_pretrained(a.out).eval()
     torch.set_num_threads(boot.threads or torch.get_num_threads())
-    items = generate_items(cfg.data.miniworld.model_copy(update={"eval_items": a.items}), "eval")
-    outs, _ = generate(model, tok, [prompts_for(i, identity(len(i["responses"]))) for i in items], 0.0)
+    # A validation draw: train-split queries (never the eval split, which a screen must not tune on) with
+    # responses drawn afresh under a seed of their own.
+    items = generate_items(
+        cfg.data.miniworld.model_copy(update={"train_items": a.items, "seed": derive_seed(cfg.seed, "screen")}), "train"
+    )
+    outs, _ = generate(model, tok, [prompts_for(i, identity(len(i["responses"]))) for i in items], a.temperature)
     by_task = collections.defaultdict(list)
     for it, o in zip(items, outs):
         by_task[json.loads(it["meta"])["task"]].append((it, o, identity(len(it["responses"]))))

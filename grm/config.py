@@ -285,6 +285,9 @@ class BootstrapConfig(Strict):
     # corpus items shown solved rather than judged (the query, then the task's working): what pretraining teaches a
     # real LLM about the tasks, and dense practice in copying operands and computing; 0 keeps the judgments only
     solution_share: float = Field(default=0.0, ge=0, le=1)
+    # corpus items whose responses are only compared with the item's answer (`Response 1: 3 vs 7, a mismatch.`):
+    # the comparison step practised on its own, the step a tiny model was slowest to learn; 0: none
+    comparison_share: float = Field(default=0.0, ge=0, le=1)
     threads: int | None = Field(default=None, ge=1)  # torch threads; None: torch's default
     train: TrainerConfig = TrainerConfig(learning_rate=1e-3, batch_size=32, per_device_batch_size=32, max_steps=600)
 

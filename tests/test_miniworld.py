@@ -131,14 +131,15 @@ def test_teacher_scores_follow_its_analysis(items):
         if j.mode == teacher.SHORTCUT:
             assert "At a glance Response 1" in j.text and j.scores[0] == max(j.scores)
             continue
-        verdicts = re.findall(r"Response (\d+): .*?, a (match|mismatch)\.", j.text)
-        assert len(verdicts) == len(r["responses"])
-        for i, v in verdicts:
-            s = j.scores[int(i) - 1]
+        said = teacher.verdicts(j.text)
+        assert [i for i, *_ in said] == list(range(1, len(r["responses"]) + 1))
+        for i, value, answer, match in said:
+            assert value == r["responses"][i - 1] and match == (value == answer)  # the copy, and the comparison
+            s = j.scores[i - 1]
             if len(r["responses"]) == 1:
-                assert s == (v == "match")
+                assert s == match
             else:
-                assert (s >= 8) == (v == "match")
+                assert (s >= 8) == match
 
 
 def test_hinted_teacher_works_carefully(items):
@@ -245,6 +246,34 @@ def test_solution_share_shows_that_share_of_the_corpus_solved_and_zero_leaves_it
             assert e.judgment == f"largest of {xs} is {max(map(int, xs.split()))}"
     assert all(e.mode != SOLUTION for e in build_corpus(world, cfg, TEMPLATES, seed=3))
     assert build_corpus(world, cfg, TEMPLATES, seed=3) == build_corpus(world, cfg.model_copy(update={"solution_share": 0.0}), TEMPLATES, seed=3)
+
+
+def test_comparison_share_practises_the_verdicts_alone_and_zero_leaves_the_corpus_as_it_was():
+    """bootstrap.comparison_share: items whose shown responses are compared with the item's answer in the careful
+    judge's verdict lines, every verdict right; 0 gives exactly the corpus without them."""
+    from grm.miniworld.bootstrap import COMPARISON, build_corpus
+
+    world = MiniWorldConfig(tasks={"add": 1.0, "max": 1.0, "count": 1.0}, train_items=40, eval_items=40)
+    cfg = BootstrapConfig(corpus_items=400, teacher_shortcut_rates={"add": 0.6})
+    mixed = build_corpus(world, cfg.model_copy(update={"comparison_share": 0.3}), TEMPLATES, seed=3)
+    drills = [e for e in mixed if e.mode == COMPARISON]
+    assert 0.2 < len(drills) / len(mixed) < 0.4
+    matches = 0
+    for e in drills:
+        [turn] = e.messages
+        head, *blocks = turn["content"].split("\n")
+        answer = head.removeprefix("Compare with ").removesuffix(":")
+        shown = [b.split(": ", 1)[1] for b in blocks]
+        said = teacher.verdicts(e.judgment)
+        assert [i for i, *_ in said] == list(range(1, len(shown) + 1)) and e.correct
+        for i, value, restated, match in said:
+            assert value == shown[i - 1] and restated == answer and match == (value == answer)
+            matches += match
+    assert 0 < matches < sum(len(teacher.verdicts(e.judgment)) for e in drills)  # both verdicts are practised
+    assert all(e.mode != COMPARISON for e in build_corpus(world, cfg, TEMPLATES, seed=3))
+    assert build_corpus(world, cfg, TEMPLATES, seed=3) == build_corpus(
+        world, cfg.model_copy(update={"comparison_share": 0.0}), TEMPLATES, seed=3
+    )
 
 
 def test_a_teacher_that_finds_no_plausible_mistake_judges_carefully():

@@ -34,13 +34,14 @@ from grm.config import BootstrapConfig, MiniWorldConfig
 from grm.miniworld import teacher
 from grm.miniworld.families import TASKS
 from grm.miniworld.world import generate_items
-from grm.prompts import Templates, as_chat, grm_prompt
+from grm.prompts import Templates, as_chat, grm_prompt, render_responses
 from grm.rules import is_correct, item_truth
 from grm.seeds import derive_seed
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|pad|>"]
 EOS, PAD = "<|im_end|>", "<|pad|>"
 SOLUTION = "solution"  # Example.mode of a corpus item shown solved, not judged
+COMPARISON = "comparison"  # Example.mode of a corpus item whose responses are only compared with its answer
 TOKENIZER_EXAMPLES = 4000
 # Qwen2's split pattern with `\p{N}` -> ` ?\p{N}`: digits stay one per token but keep a leading space, so
 # "Response 2: 7" and a judgment's "Response 2: 7" share the tokens " 2" ":" " 7" (measured: with the space
@@ -99,10 +100,14 @@ def build_corpus(world: MiniWorldConfig, cfg: BootstrapConfig, templates: Templa
     corpus_world = world.model_copy(update=update)
     rng = random.Random(derive_seed(seed, "teacher"))
     solved = random.Random(derive_seed(seed, "solutions"))  # its own stream: a share of 0 leaves the corpus as it was
+    compared = random.Random(derive_seed(seed, "comparisons"))  # likewise
     out = []
     for item in generate_items(corpus_world, "train"):
         if cfg.solution_share and solved.random() < cfg.solution_share:
             out.append(_solution(item))
+            continue
+        if cfg.comparison_share and compared.random() < cfg.comparison_share:
+            out.append(_comparison(item, templates))
             continue
         n = len(item["responses"])
         hint = n > 1 and rng.random() < cfg.hint_share
@@ -123,6 +128,15 @@ def _solution(item: dict) -> Example:
     meta = json.loads(item["meta"])
     working = TASKS[meta["task"]].working(meta["args"], meta["answer"])
     return Example([dict(m) for m in item["conversation"]], working, SOLUTION, True)
+
+
+def _comparison(item: dict, templates: Templates) -> Example:
+    """The item's responses (as a GRM prompt shows them) to compare with its answer, replied to with the careful
+    judge's verdict lines (``Response 1: 3 vs 7, a mismatch.``): the comparison step on its own, no query."""
+    answer = json.loads(item["meta"])["answer"]
+    shown = render_responses(item["responses"], templates)
+    reply = " ".join(teacher.verdict_line(i, r, answer) for i, r in enumerate(item["responses"], 1))
+    return Example([{"role": "user", "content": f"Compare with {answer}:\n{shown}"}], reply, COMPARISON, True)
 
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int, max_length: int):
@@ -293,7 +307,7 @@ def bootstrap(
     log(f"bootstrap: {len(examples)} examples, vocab {len(tokenizer)}, {n_params:,} parameters, "
         f"mean {sum(len(s) for s, _ in encoded) / len(encoded):.0f} tokens/example")
     run = pretrain(model, tokenizer, encoded, cfg, seed, log)
-    judged = [e for e in examples if e.mode != SOLUTION]
+    judged = [e for e in examples if e.mode not in (SOLUTION, COMPARISON)]
     modes: dict[str, int] = {}
     for e in examples:
         modes[e.mode] = modes.get(e.mode, 0) + 1

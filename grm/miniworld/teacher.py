@@ -4,7 +4,7 @@ It stands in for the strong sampler of the paper: its text is what the bootstrap
 in one of three modes, chosen at random per judgment:
 
 * ``careful``: states the task's criterion, writes down its working (e.g. ``7 + 5 = 12``), compares every
-  response with that answer, and scores mechanically (a match gets 8-10, a mismatch 1-3). Always correct.
+  response with that answer (``Response 2: 11 vs 12, a mismatch.``), and scores mechanically (a match gets 8-10, a mismatch 1-3). Always correct.
 * ``fooled`` (rate ``error_rate`` of the non-shortcut judgments): the same careful-looking text, but its
   working arrives at a plausible mistake (that of a wrong response when one is shown), so it is always
   wrong. This is sampling noise in the computation: independent samples rarely repeat it, so voting
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -40,6 +41,21 @@ CRITERIA = {
     "count": "count must be exact",
 }
 SHORTCUT_CRITERIA = "plausibility at a glance"
+
+
+# One careful verdict: the response as copied, the judge's answer restated beside it, match or mismatch. With
+# the two values side by side the verdict compares neighbouring tokens; a verdict that had to look the answer
+# up in the working was the step a 0.7M model most often failed to learn (grm/miniworld/README.md).
+VERDICT = re.compile(r"Response (\d+): (.+?) vs (.+?), a (match|mismatch)\.")
+
+
+def verdict_line(i: int, value: str, answer: str) -> str:
+    return f"Response {i}: {value} vs {answer}, {'a match' if value == answer else 'a mismatch'}."
+
+
+def verdicts(text: str) -> list[tuple[int, str, str, bool]]:
+    """(response number, value copied, answer restated, said to match) for each verdict in a judgment."""
+    return [(int(i), value, answer, said == "match") for i, value, answer, said in VERDICT.findall(text)]
 
 
 def is_shortcut(text: str) -> bool:
@@ -110,7 +126,7 @@ def judge(
     scores = []
     for i, s in enumerate(shown, 1):
         match = s == answer
-        lines.append(f"Response {i}: {s}, {'a match' if match else 'a mismatch'}.")
+        lines.append(verdict_line(i, s, answer))
         scores.append((1 if match else 0) if binary else (rng.choice((8, 9, 10)) if match else rng.choice((1, 2, 3))))
     text = (
         f"Specific Criteria: {CRITERIA[task.name]} (weight 100%).\n"
