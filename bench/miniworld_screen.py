@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--out", required=True, help="folder for the bootstrapped model")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
-    ap.add_argument("--items", type=int, default=300, help="validation items to judge greedily")
+    ap.add_argument("--items", type=int, default=300, help="validation items to judge")
     ap.add_argument("--temperature", type=float, default=0.0, help="0: greedy; 1.0 samples as RFT does")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
     a = ap.parse_args(argv)
