@@ -1,7 +1,7 @@
 """Screen a bootstrap setting over seeds without the rest of the pipeline (not a test): for each seed, the
 `bootstrap` stage's own function on tiny.yaml with `--set` overrides, then how often the model's careful greedy
-judgments (or samples, `--temperature`) on a validation draw get each step of a careful judgment right (bench.miniworld_kit.working_stats:
-working, response copies, verdicts, scores that follow them), per task.
+judgments (or samples, `--temperature`) on a validation draw get each step of a careful judgment right
+(bench.miniworld_kit.working_stats: working, response copies, verdicts, scores that follow them), per task.
 
     .venv/bin/python -m bench.miniworld_screen --seed 1 --out /tmp/screen/s1 [--set PATH=VALUE ...] [--items 300]
 

@@ -4,7 +4,8 @@ It stands in for the strong sampler of the paper: its text is what the bootstrap
 in one of three modes, chosen at random per judgment:
 
 * ``careful``: states the task's criterion, writes down its working (e.g. ``7 + 5 = 12``), compares every
-  response with that answer (``Response 2: 11 vs 12, a mismatch.``), and scores mechanically (a match gets 8-10, a mismatch 1-3). Always correct.
+  response with that answer (``Response 2: 11 vs 12, a mismatch.``), and scores mechanically (a match gets
+  8-10, a mismatch 1-3). Always correct.
 * ``fooled`` (rate ``error_rate`` of the non-shortcut judgments): the same careful-looking text, but its
   working arrives at a plausible mistake (that of a wrong response when one is shown), so it is always
   wrong. This is sampling noise in the computation: independent samples rarely repeat it, so voting
